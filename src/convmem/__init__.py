@@ -1,0 +1,1 @@
+"""convmem: long-term memory for LLM conversations."""
