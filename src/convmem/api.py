@@ -1,0 +1,249 @@
+"""The Python API: `Memory`. The CLI, HTTP server and MCP tools are thin mirrors of these methods."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from convmem.context.assemble import assemble
+from convmem.errors import InputError
+from convmem.index.user_index import IndexCache, UserIndex, embed_missing
+from convmem.ingest import parse_sessions, read_data
+from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id, parse_time
+from convmem.providers.embedders import Embedder, load_embedder
+from convmem.providers.tokens import TokenCounter, default_counter
+from convmem.retrieve.config import RetrievalConfig, get_retriever
+from convmem.retrieve.search import rank, score_turns, turn_mask
+from convmem.store import Store, open_store
+
+GRANULARITIES = ("turn", "session")
+
+
+def default_db_path() -> str:
+    """`$CONVMEM_DB`, else memory.db in the user data folder (created on first use)."""
+    env = os.environ.get("CONVMEM_DB")
+    if env:
+        return env
+    import platformdirs
+
+    folder = platformdirs.user_data_dir("convmem")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, "memory.db")
+
+
+@dataclass
+class ImportReport:
+    sessions_added: int = 0
+    sessions_unchanged: int = 0
+    sessions_replaced: int = 0
+    turns_written: int = 0
+    texts_embedded: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    users: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["turns_per_second"] = self.turns_written / self.seconds if self.seconds else 0.0
+        return out
+
+
+def _coerce_session(session: Session | dict[str, Any]) -> Session:
+    if isinstance(session, Session):
+        return session
+    return parse_sessions(session, "convmem", source="<session>")[0]
+
+
+class Memory:
+    """Long-term memory for conversations, in one SQLite file or a PostgreSQL database.
+
+    >>> mem = Memory("memory.db")
+    >>> mem.add_session({"user": "ana", "session_id": "s1", "started_at": "2024-05-08T10:00:00Z",
+    ...                  "turns": [{"speaker": "Ana", "role": "user", "text": "My sister marries in June."}]})
+    >>> mem.search("when is the wedding?", user="ana")
+    """
+
+    def __init__(self, path_or_url: str | os.PathLike[str] | None = None, *, embedder: Embedder | str | None = None,
+                 tenant: str = DEFAULT_TENANT, retriever: str | RetrievalConfig = "convmem",
+                 token_counter: TokenCounter | None = None, store: Store | None = None):
+        self.store: Store = store or open_store(os.fspath(path_or_url) if path_or_url else default_db_path())
+        self.tenant = check_id(tenant, "tenant")
+        self.retriever = get_retriever(retriever)
+        self._embedder_spec = embedder
+        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
+        self._embedder_lock = threading.Lock()
+        self._counter = token_counter
+        self.indexes = IndexCache(self.store, self._embedder_for_index)
+
+    # -- components, loaded on first use --------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = load_embedder(self._embedder_spec)
+            return self._embedder
+
+    def _embedder_for_index(self) -> Embedder | None:
+        return self.embedder if self.retriever.dense else None
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        if self._counter is None:
+            self._counter = default_counter()
+        return self._counter
+
+    def for_tenant(self, tenant: str) -> "Memory":
+        """The same store and models, scoped to another tenant."""
+        other = Memory.__new__(Memory)
+        other.__dict__.update(self.__dict__)
+        other.tenant = check_id(tenant, "tenant")
+        return other
+
+    # -- writing --------------------------------------------------------------------------------------------
+    def add_session(self, session: Session | dict[str, Any]) -> str:
+        """Store one session atomically. Returns 'added', 'unchanged' (same id and content) or 'replaced'."""
+        report = self.add_sessions([_coerce_session(session)])
+        if report.sessions_added:
+            return "added"
+        return "replaced" if report.sessions_replaced else "unchanged"
+
+    def add_sessions(self, sessions: Sequence[Session], *, progress: Callable[[int], None] | None = None,
+                     chunk_turns: int = 2048) -> ImportReport:
+        """Store sessions (each atomically), embedding new texts in large batches. Idempotent."""
+        report = ImportReport()
+        start = time.perf_counter()
+        embed = self.retriever.dense
+        chunk: list[Session] = []
+
+        def flush() -> None:
+            texts: dict[str, str] = {}
+            for s in chunk:
+                outcome = self.store.add_session(self.tenant, s)
+                if outcome == "unchanged":
+                    report.sessions_unchanged += 1
+                    continue
+                report.sessions_added += outcome == "added"
+                report.sessions_replaced += outcome == "replaced"
+                report.turns_written += len(s.turns)
+                if embed:
+                    from convmem.store.base import text_hash
+
+                    texts.update((text_hash(t.text), t.text) for t in s.turns)
+            if texts:
+                t0 = time.perf_counter()
+                before = len(texts)
+                have = self.store.get_embeddings(self.tenant, self.embedder.name, texts.keys())
+                embed_missing(self.store, self.tenant, self.embedder, {h: t for h, t in texts.items() if h not in have})
+                report.texts_embedded += before - len(have)
+                report.embed_seconds += time.perf_counter() - t0
+            if progress:
+                progress(sum(len(s.turns) for s in chunk))
+            chunk.clear()
+
+        size = 0
+        for s in sessions:
+            chunk.append(s)
+            size += len(s.turns)
+            if size >= chunk_turns:
+                flush()
+                size = 0
+        if chunk:
+            flush()
+        report.users = sorted({s.user for s in sessions})
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def add_turns(self, turns: Sequence[Turn | dict[str, Any]], *, user: str, session: str,
+                  started_at: datetime | str | None = None) -> int:
+        """Append turns to a session (created, dated `started_at` or now, if it does not exist)."""
+        user, session = check_id(user, "user"), check_id(session, "session")
+        parsed = []
+        for i, t in enumerate(turns):
+            if isinstance(t, dict):
+                t = Turn(speaker=t.get("speaker") or t.get("role") or "user", role=t.get("role") or "user",
+                         text=t.get("text"), turn_id=t.get("turn_id"), timestamp=t.get("timestamp"),
+                         metadata=t.get("metadata") or {})
+            if not isinstance(t.text, str):
+                raise InputError(f"turn {i}: text must be a string")
+            t.timestamp = parse_time(t.timestamp, what=f"turn {i} timestamp") if t.timestamp else None
+            parsed.append(t)
+        start = parse_time(started_at, what="started_at") if started_at else datetime.now(timezone.utc)
+        return self.store.add_turns(self.tenant, user, session, parsed, start)
+
+    def import_file(self, path: str | os.PathLike[str], *, format: str = "convmem", user: str | None = None,
+                    progress: Callable[[int], None] | None = None) -> ImportReport:
+        """Import a file (JSON, JSON Lines, optionally .gz). The whole file is validated before anything is written."""
+        sessions = parse_sessions(read_data(path), format, source=os.fspath(path), user=user)
+        return self.add_sessions(sessions, progress=progress)
+
+    def forget(self, *, user: str, session: str | None = None) -> int:
+        """Remove a user's memory (or one session): turns, embeddings, index entries. Returns turns removed."""
+        removed = self.store.forget(self.tenant, check_id(user, "user"), session)
+        self.indexes.drop(self.tenant, user)
+        return removed
+
+    # -- reading --------------------------------------------------------------------------------------------
+    def index(self, user: str) -> UserIndex:
+        return self.indexes.get(self.tenant, check_id(user, "user"))
+
+    def embed_query(self, query: str) -> np.ndarray | None:
+        return self.embedder.embed(query) if self.retriever.dense else None
+
+    def scores(self, query: str, *, user: str, query_vector: np.ndarray | None = None) -> tuple[UserIndex, np.ndarray]:
+        """The user's index and one relevance score per turn (for benchmarks and custom rankers)."""
+        if not isinstance(query, str):
+            raise InputError("query must be a string")
+        index = self.index(user)
+        qvec = query_vector if query_vector is not None else (self.embed_query(query) if index.rows else None)
+        return index, score_turns(index, query, qvec, self.retriever)
+
+    def search(self, query: str, *, user: str, k: int = 10, granularity: str = "turn",
+               since: datetime | str | None = None, until: datetime | str | None = None,
+               speakers: Sequence[str] | None = None, roles: Sequence[str] | None = None,
+               neighbours: int = 0, query_vector: np.ndarray | None = None) -> list[Hit]:
+        """The k best turns (or sessions) of one user's memory for a query."""
+        if granularity not in GRANULARITIES:
+            raise InputError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InputError("k must be a positive integer")
+        index, scores = self.scores(query, user=user, query_vector=query_vector)
+        mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
+                         until=parse_time(until, what="until") if until else None, speakers=speakers, roles=roles)
+        return rank(index, scores, mask, k=k, granularity=granularity, session_agg=self.retriever.session_agg,
+                    neighbours=neighbours)
+
+    def context(self, query: str, *, user: str, budget_tokens: int = 2000, since: datetime | str | None = None,
+                until: datetime | str | None = None, speakers: Sequence[str] | None = None,
+                query_vector: np.ndarray | None = None) -> Context:
+        """A dated, cited block of the most relevant memories, never over `budget_tokens`."""
+        if not isinstance(budget_tokens, int) or isinstance(budget_tokens, bool) or budget_tokens < 1:
+            raise InputError("budget_tokens must be a positive integer")
+        index, scores = self.scores(query, user=user, query_vector=query_vector)
+        mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
+                         until=parse_time(until, what="until") if until else None, speakers=speakers)
+        order = [int(i) for i in np.argsort(-np.where(mask, scores, -np.inf), kind="stable") if mask[i]]
+        return assemble(index, order, query=query, budget_tokens=budget_tokens, counter=self.token_counter)
+
+    def sessions(self, *, user: str, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+        return self.store.sessions(self.tenant, check_id(user, "user"), limit=limit, offset=offset)
+
+    def users(self, *, limit: int = 1000, offset: int = 0) -> list[str]:
+        return self.store.users(self.tenant, limit=limit, offset=offset)
+
+    def stats(self) -> dict[str, Any]:
+        return self.store.stats(self.tenant)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Memory":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,92 @@
+"""The per-user index: the user's turns, their BM25 matrix and their embedding matrix, cached by revision."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from convmem.index.lexical import BM25Index
+from convmem.providers.embedders import Embedder
+from convmem.store.base import Store, TurnRow
+
+
+def lexical_text(row: TurnRow) -> str:
+    """What the lexical index sees of a turn: the speaker's name, then the text."""
+    return f"{row.speaker}: {row.text}"
+
+
+@dataclass
+class UserIndex:
+    revision: int
+    rows: list[TurnRow]
+    lexical: BM25Index
+    vectors: np.ndarray  # (n, dim), unit rows
+    session_ids: list[str]  # distinct, in chronological order
+    session_index: np.ndarray  # (n,) position of each turn's session in session_ids
+    timestamps: np.ndarray  # (n,) epoch seconds
+
+
+def embed_missing(store: Store, tenant: str, embedder: Embedder, texts: dict[str, str]) -> dict[str, np.ndarray]:
+    """Vectors for {hash: text}, from the store's cache where present; the rest embedded once and cached."""
+    have = store.get_embeddings(tenant, embedder.name, texts.keys())
+    missing = [h for h in texts if h not in have]
+    if missing:
+        fresh = embedder.embed_batch([texts[h] for h in missing])
+        new = dict(zip(missing, fresh))
+        store.put_embeddings(tenant, embedder.name, new)
+        have.update(new)
+    return have
+
+
+def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | None) -> UserIndex:
+    revision = store.revision(tenant, user)
+    rows = store.user_turns(tenant, user)
+    if embedder is not None and rows:
+        vecs = embed_missing(store, tenant, embedder, {r.text_hash: r.text for r in rows})
+        vectors = np.stack([vecs[r.text_hash] for r in rows]).astype(np.float32)
+    else:
+        vectors = np.zeros((len(rows), embedder.dim if embedder else 0), dtype=np.float32)
+    session_ids = list(dict.fromkeys(r.session_id for r in rows))
+    pos = {s: i for i, s in enumerate(session_ids)}
+    return UserIndex(
+        revision=revision,
+        rows=rows,
+        lexical=BM25Index([lexical_text(r) for r in rows]),
+        vectors=vectors,
+        session_ids=session_ids,
+        session_index=np.asarray([pos[r.session_id] for r in rows], dtype=np.int64),
+        timestamps=np.asarray([r.timestamp.timestamp() for r in rows], dtype=np.float64),
+    )
+
+
+class IndexCache:
+    """LRU of built user indexes; an entry is rebuilt when the user's revision in the store moved on."""
+
+    def __init__(self, store: Store, embedder_fn, capacity: int = 64):
+        self.store, self._embedder_fn, self.capacity = store, embedder_fn, capacity
+        self._items: OrderedDict[tuple[str, str], UserIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str, user: str) -> UserIndex:
+        key = (tenant, user)
+        revision = self.store.revision(tenant, user)
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None and item.revision == revision:
+                self._items.move_to_end(key)
+                return item
+        item = build_user_index(self.store, tenant, user, self._embedder_fn())
+        with self._lock:
+            self._items[key] = item
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return item
+
+    def drop(self, tenant: str, user: str | None = None) -> None:
+        with self._lock:
+            for key in [k for k in self._items if k[0] == tenant and (user is None or k[1] == user)]:
+                del self._items[key]

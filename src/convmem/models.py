@@ -1,0 +1,148 @@
+"""The data model: tenant -> user -> session -> turn, and what retrieval hands back.
+
+A *tenant* is the isolation boundary (one app, one customer); a *user* is whose memory it is; a *session* is one
+conversation with a start time and its participants; a *turn* is one utterance with its speaker's name and role.
+Sessions may have any number of named speakers and any roles (user, assistant, author, reviewer, ...).
+
+Time rule: every timestamp is timezone-aware. Input with an explicit offset keeps it; input without one (naive)
+is declared UTC. This rule is applied in one place, `parse_time`, and documented in docs/formats.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from convmem.errors import InputError
+
+DEFAULT_TENANT = "default"
+_ID = re.compile(r"^[^\x00-\x1f]{1,256}$")
+
+
+def parse_time(value: Any, *, what: str = "timestamp") -> datetime:
+    """Parse an ISO-8601 string, a UNIX epoch number or a datetime into an aware datetime (naive = UTC)."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, bool):
+        raise InputError(f"{what}: expected an ISO-8601 date-time, got {value!r}")
+    elif isinstance(value, (int, float)):
+        try:
+            dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InputError(f"{what}: {value!r} is not a valid UNIX time") from exc
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z") or text.endswith("z"):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise InputError(
+                f"{what}: {value[:80]!r} is not an ISO-8601 date-time (example: 2024-05-08T13:56:00+02:00)"
+            ) from exc
+    else:
+        raise InputError(f"{what}: expected an ISO-8601 date-time string, got {type(value).__name__}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def check_id(value: Any, what: str) -> str:
+    """Ids are non-empty strings of at most 256 characters without control characters (ints are accepted)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InputError(f"{what} must be a non-empty string of at most 256 characters without control characters")
+    return value
+
+
+@dataclass(slots=True)
+class Turn:
+    speaker: str
+    text: str
+    role: str = "user"
+    turn_id: str | None = None
+    timestamp: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    position: int = 0
+
+
+@dataclass(slots=True)
+class Session:
+    user: str
+    session_id: str
+    started_at: datetime
+    turns: list[Turn]
+    participants: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.user = check_id(self.user, "user")
+        self.session_id = check_id(self.session_id, "session_id")
+        self.started_at = parse_time(self.started_at, what="started_at")
+        if not self.turns:
+            raise InputError(f"session {self.session_id!r} has no turns; a session needs at least one turn")
+        seen: set[str] = set()
+        for i, turn in enumerate(self.turns):
+            turn.position = i
+            if not isinstance(turn.text, str):
+                raise InputError(f"session {self.session_id!r} turn {i}: text must be a string")
+            if not isinstance(turn.speaker, str) or not turn.speaker.strip():
+                raise InputError(f"session {self.session_id!r} turn {i}: speaker must be a non-empty string")
+            if not isinstance(turn.role, str) or not turn.role.strip():
+                raise InputError(f"session {self.session_id!r} turn {i}: role must be a non-empty string")
+            turn.turn_id = check_id(turn.turn_id or f"{self.session_id}_{i + 1}", f"turn {i} turn_id")
+            if turn.turn_id in seen:
+                raise InputError(f"session {self.session_id!r}: turn_id {turn.turn_id!r} appears twice")
+            seen.add(turn.turn_id)
+            turn.timestamp = parse_time(turn.timestamp, what=f"turn {i} timestamp") if turn.timestamp else None
+            if not isinstance(turn.metadata, dict):
+                raise InputError(f"session {self.session_id!r} turn {i}: metadata must be an object")
+        if not self.participants:
+            self.participants = list(dict.fromkeys(t.speaker for t in self.turns))
+
+
+@dataclass(slots=True)
+class Hit:
+    """One retrieved turn (or, at session granularity, one session represented by its best turn)."""
+
+    session_id: str
+    turn_id: str
+    speaker: str
+    role: str
+    timestamp: datetime
+    text: str
+    score: float
+    position: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    neighbours: list["Hit"] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["timestamp"] = self.timestamp.isoformat()
+        out["neighbours"] = [n.to_dict() for n in self.neighbours]
+        return out
+
+
+@dataclass(slots=True)
+class Citation:
+    turn_id: str
+    session_id: str
+    speaker: str
+    timestamp: str
+
+
+@dataclass(slots=True)
+class Context:
+    """A block of text for an LLM, never over `budget_tokens` as counted by `tokenizer`."""
+
+    text: str
+    citations: list[Citation]
+    tokens: int
+    budget_tokens: int
+    tokenizer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Model providers: embedders (text -> vector), token counters and chat models (LLMs)."""

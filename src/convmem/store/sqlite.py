@@ -1,0 +1,333 @@
+"""The embedded backend: one SQLite file in WAL mode, append-only numbered migrations.
+
+Writes of one session happen in one transaction (all its turns or none). `secure_delete` is on, so forgotten
+text is overwritten in the file, not just unlinked. One connection guarded by a lock serves all threads; other
+processes are waited for (busy_timeout) rather than failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from convmem.errors import InputError, StoreError
+from convmem.models import Session, Turn
+from convmem.store.base import TurnRow, session_hash, text_hash
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one (executescript would commit the migration's transaction half-way)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def m001_initial(db: sqlite3.Connection) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE users (
+            tenant TEXT NOT NULL, user_id TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL, PRIMARY KEY (tenant, user_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE sessions (
+            tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
+            started_at TEXT NOT NULL, started_ts REAL NOT NULL, participants TEXT NOT NULL,
+            metadata TEXT NOT NULL, content_hash TEXT NOT NULL,
+            PRIMARY KEY (tenant, user_id, session_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE turns (
+            tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL, position INTEGER NOT NULL,
+            turn_id TEXT NOT NULL, speaker TEXT NOT NULL, role TEXT NOT NULL, text TEXT NOT NULL,
+            ts REAL NOT NULL, timestamp TEXT, metadata TEXT NOT NULL, text_hash TEXT NOT NULL,
+            PRIMARY KEY (tenant, user_id, session_id, position),
+            UNIQUE (tenant, user_id, session_id, turn_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX turns_by_hash ON turns (tenant, text_hash);
+        CREATE TABLE embeddings (
+            tenant TEXT NOT NULL, model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
+            PRIMARY KEY (tenant, model, text_hash)
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+MIGRATIONS = [m001_initial]
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class SQLiteStore:
+    """`Store` on one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.location = str(path)
+        if self.location != ":memory:":
+            parent = os.path.dirname(os.path.abspath(self.location))
+            if not os.path.isdir(parent):
+                raise InputError(f"cannot create the database {self.location!r}: folder {parent!r} does not exist")
+        try:
+            self._db = sqlite3.connect(self.location, check_same_thread=False, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise InputError(f"cannot open the database {self.location!r}: {exc}") from exc
+        self._lock = threading.RLock()
+        db = self._db
+        try:
+            db.execute("PRAGMA busy_timeout = 30000")
+            if self.location != ":memory:":
+                db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA secure_delete = ON")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise InputError(f"{self.location!r} is not a convmem SQLite database ({exc})") from exc
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at TEXT NOT NULL)"
+        )
+        done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+        if done and max(done) > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.location} was written by a newer convmem (schema {max(done)}); upgrade convmem to open it"
+            )
+        for version, migration in enumerate(MIGRATIONS, start=1):
+            if version in done:
+                continue
+            with self._tx() as tx:
+                migration(tx)
+                tx.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (version, migration.__name__, datetime.now(timezone.utc).isoformat()),
+                )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    @staticmethod
+    def _bump(tx: sqlite3.Connection, tenant: str, user: str) -> None:
+        tx.execute(
+            "INSERT INTO users (tenant, user_id, revision, created_at) VALUES (?, ?, 1, ?)"
+            " ON CONFLICT (tenant, user_id) DO UPDATE SET revision = revision + 1",
+            (tenant, user, datetime.now(timezone.utc).isoformat()),
+        )
+
+    @staticmethod
+    def _turn_values(tenant: str, user: str, session_id: str, started_ts: float, turn: Turn) -> tuple:
+        ts = turn.timestamp.timestamp() if turn.timestamp else started_ts
+        return (
+            tenant, user, session_id, turn.position, turn.turn_id, turn.speaker, turn.role, turn.text, ts,
+            turn.timestamp.isoformat() if turn.timestamp else None,
+            json.dumps(turn.metadata, ensure_ascii=False, default=str), text_hash(turn.text),
+        )
+
+    # -- writes ---------------------------------------------------------------------------------------------
+    def add_session(self, tenant: str, session: Session) -> str:
+        digest = session_hash(session)
+        started_ts = session.started_at.timestamp()
+        with self._tx() as tx:
+            row = tx.execute(
+                "SELECT content_hash FROM sessions WHERE tenant=? AND user_id=? AND session_id=?",
+                (tenant, session.user, session.session_id),
+            ).fetchone()
+            if row and row[0] == digest:
+                return "unchanged"
+            if row:
+                tx.execute(
+                    "DELETE FROM turns WHERE tenant=? AND user_id=? AND session_id=?",
+                    (tenant, session.user, session.session_id),
+                )
+            tx.execute(
+                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tenant, session.user, session.session_id, session.started_at.isoformat(), started_ts,
+                    json.dumps(session.participants, ensure_ascii=False),
+                    json.dumps(session.metadata, ensure_ascii=False, default=str), digest,
+                ),
+            )
+            tx.executemany(
+                "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self._turn_values(tenant, session.user, session.session_id, started_ts, t) for t in session.turns],
+            )
+            self._bump(tx, tenant, session.user)
+            if row:
+                self._drop_orphan_embeddings(tx, tenant)
+        return "replaced" if row else "added"
+
+    def add_turns(self, tenant: str, user: str, session_id: str, turns: Sequence[Turn], started_at: datetime) -> int:
+        with self._tx() as tx:
+            row = tx.execute(
+                "SELECT started_ts FROM sessions WHERE tenant=? AND user_id=? AND session_id=?",
+                (tenant, user, session_id),
+            ).fetchone()
+            if row is None:
+                started_ts = started_at.timestamp()
+                speakers = list(dict.fromkeys(t.speaker for t in turns))
+                tx.execute(
+                    "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, '{}', '')",
+                    (tenant, user, session_id, started_at.isoformat(), started_ts, json.dumps(speakers)),
+                )
+                existing: set[str] = set()
+                next_pos = 0
+            else:
+                started_ts = row[0]
+                existing = {
+                    r[0]
+                    for r in tx.execute(
+                        "SELECT turn_id FROM turns WHERE tenant=? AND user_id=? AND session_id=?",
+                        (tenant, user, session_id),
+                    )
+                }
+                next_pos = tx.execute(
+                    "SELECT COALESCE(MAX(position) + 1, 0) FROM turns WHERE tenant=? AND user_id=? AND session_id=?",
+                    (tenant, user, session_id),
+                ).fetchone()[0]
+            new = []
+            for turn in turns:
+                turn.turn_id = turn.turn_id or f"{session_id}_{next_pos + 1}"
+                if turn.turn_id in existing:
+                    continue
+                turn.position = next_pos
+                next_pos += 1
+                existing.add(turn.turn_id)
+                new.append(self._turn_values(tenant, user, session_id, started_ts, turn))
+            tx.executemany("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
+            # the session's content changed: a later add_session of the same id must not count as unchanged
+            tx.execute(
+                "UPDATE sessions SET content_hash = '' WHERE tenant=? AND user_id=? AND session_id=?",
+                (tenant, user, session_id),
+            )
+            if new:
+                self._bump(tx, tenant, user)
+        return len(new)
+
+    def forget(self, tenant: str, user: str, session_id: str | None = None) -> int:
+        where, args = "tenant=? AND user_id=?", [tenant, user]
+        if session_id is not None:
+            where, args = where + " AND session_id=?", args + [session_id]
+        with self._tx() as tx:
+            removed = tx.execute(f"DELETE FROM turns WHERE {where}", args).rowcount
+            tx.execute(f"DELETE FROM sessions WHERE {where}", args)
+            if session_id is None:
+                tx.execute("DELETE FROM users WHERE tenant=? AND user_id=?", (tenant, user))
+            else:
+                self._bump(tx, tenant, user)
+            self._drop_orphan_embeddings(tx, tenant)
+        return removed
+
+    @staticmethod
+    def _drop_orphan_embeddings(tx: sqlite3.Connection, tenant: str) -> None:
+        tx.execute(
+            "DELETE FROM embeddings WHERE tenant=? AND NOT EXISTS"
+            " (SELECT 1 FROM turns t WHERE t.tenant = embeddings.tenant AND t.text_hash = embeddings.text_hash)",
+            (tenant,),
+        )
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def user_turns(self, tenant: str, user: str) -> list[TurnRow]:
+        rows = self._read(
+            "SELECT t.session_id, t.turn_id, t.position, t.speaker, t.role, t.text, t.ts, s.started_ts,"
+            " t.metadata, t.text_hash FROM turns t JOIN sessions s"
+            " ON s.tenant = t.tenant AND s.user_id = t.user_id AND s.session_id = t.session_id"
+            " WHERE t.tenant=? AND t.user_id=? ORDER BY s.started_ts, t.session_id, t.position",
+            (tenant, user),
+        )
+        return [
+            TurnRow(r[0], r[1], r[2], r[3], r[4], r[5], _utc(r[6]), _utc(r[7]), json.loads(r[8]), r[9]) for r in rows
+        ]
+
+    def revision(self, tenant: str, user: str) -> int:
+        rows = self._read("SELECT revision FROM users WHERE tenant=? AND user_id=?", (tenant, user))
+        return rows[0][0] if rows else 0
+
+    def sessions(self, tenant: str, user: str, *, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT s.session_id, s.started_at, s.participants, s.metadata,"
+            " (SELECT COUNT(*) FROM turns t WHERE t.tenant=s.tenant AND t.user_id=s.user_id"
+            "  AND t.session_id=s.session_id) FROM sessions s WHERE s.tenant=? AND s.user_id=?"
+            " ORDER BY s.started_ts, s.session_id LIMIT ? OFFSET ?",
+            (tenant, user, limit, offset),
+        )
+        return [
+            {"session_id": r[0], "started_at": r[1], "participants": json.loads(r[2]),
+             "metadata": json.loads(r[3]), "turns": r[4]}
+            for r in rows
+        ]
+
+    def users(self, tenant: str, *, limit: int = 1000, offset: int = 0) -> list[str]:
+        rows = self._read(
+            "SELECT user_id FROM users WHERE tenant=? ORDER BY user_id LIMIT ? OFFSET ?", (tenant, limit, offset)
+        )
+        return [r[0] for r in rows]
+
+    def stats(self, tenant: str) -> dict[str, Any]:
+        users, sessions, turns, vectors = self._read(
+            "SELECT (SELECT COUNT(*) FROM users WHERE tenant=:t), (SELECT COUNT(*) FROM sessions WHERE tenant=:t),"
+            " (SELECT COUNT(*) FROM turns WHERE tenant=:t), (SELECT COUNT(*) FROM embeddings WHERE tenant=:t)",
+            {"t": tenant},
+        )[0]
+        out = {"backend": "sqlite", "location": self.location, "tenant": tenant, "users": users,
+               "sessions": sessions, "turns": turns, "embeddings": vectors}
+        if self.location != ":memory:" and os.path.exists(self.location):
+            out["file_bytes"] = sum(
+                os.path.getsize(p) for p in (self.location, self.location + "-wal") if os.path.exists(p)
+            )
+        return out
+
+    # -- embedding cache ------------------------------------------------------------------------------------
+    def get_embeddings(self, tenant: str, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        wanted = list(dict.fromkeys(hashes))
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for h, blob in self._read(
+                f"SELECT text_hash, vector FROM embeddings WHERE tenant=? AND model=? AND text_hash IN ({marks})",
+                [tenant, model, *chunk],
+            ):
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def put_embeddings(self, tenant: str, model: str, vectors: dict[str, np.ndarray]) -> None:
+        if not vectors:
+            return
+        with self._tx() as tx:
+            tx.executemany(
+                "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?)",
+                [(tenant, model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
+            )
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file and truncate it (used after forgetting)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
