@@ -27,6 +27,8 @@ class UserIndex:
     session_ids: list[str]  # distinct, in chronological order
     session_index: np.ndarray  # (n,) position of each turn's session in session_ids
     timestamps: np.ndarray  # (n,) epoch seconds
+    speakers: list[str]  # distinct speaker names
+    speaker_index: np.ndarray  # (n,) position of each turn's speaker in speakers
 
 
 def embed_missing(store: Store, tenant: str, embedder: Embedder, texts: dict[str, str]) -> dict[str, np.ndarray]:
@@ -51,6 +53,8 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
         vectors = np.zeros((len(rows), embedder.dim if embedder else 0), dtype=np.float32)
     session_ids = list(dict.fromkeys(r.session_id for r in rows))
     pos = {s: i for i, s in enumerate(session_ids)}
+    speakers = list(dict.fromkeys(r.speaker for r in rows))
+    spos = {s: i for i, s in enumerate(speakers)}
     return UserIndex(
         revision=revision,
         rows=rows,
@@ -59,6 +63,8 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
         session_ids=session_ids,
         session_index=np.asarray([pos[r.session_id] for r in rows], dtype=np.int64),
         timestamps=np.asarray([r.timestamp.timestamp() for r in rows], dtype=np.float64),
+        speakers=speakers,
+        speaker_index=np.asarray([spos[r.speaker] for r in rows], dtype=np.int64),
     )
 
 

@@ -11,9 +11,11 @@ from convmem.errors import NotFound
 class RetrievalConfig:
     lexical: bool = True
     dense: bool = True
-    fusion: str = "rrf"  # "rrf" | "weighted"
+    fusion: str = "weighted"  # "weighted" (min-max normalised sum) | "rrf"
     rrf_k: int = 60
-    dense_weight: float = 0.5  # for fusion="weighted": share of the min-max normalised dense score
+    dense_weight: float = 0.3  # for fusion="weighted": share of the normalised dense score
+    neighbour_weights: tuple[float, ...] = (0.5, 0.25)  # share of the best turn 1, 2, ... positions away
+    speaker_boost: float = 0.2  # turns by a speaker the query names score (1 + boost) times higher
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
 
     def to_dict(self) -> dict:
@@ -22,8 +24,10 @@ class RetrievalConfig:
 
 RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem": RetrievalConfig(),
-    "dense": RetrievalConfig(lexical=False),
-    "lexical": RetrievalConfig(dense=False),
+    "dense": RetrievalConfig(lexical=False, neighbour_weights=(), speaker_boost=0.0),
+    "lexical": RetrievalConfig(dense=False, neighbour_weights=(), speaker_boost=0.0),
+    "hybrid-rrf": RetrievalConfig(fusion="rrf", neighbour_weights=(), speaker_boost=0.0),
+    "hybrid-weighted": RetrievalConfig(neighbour_weights=(), speaker_boost=0.0),
 }
 
 

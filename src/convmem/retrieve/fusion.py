@@ -19,6 +19,8 @@ def rrf(score_lists: list[np.ndarray], k: int = 60) -> np.ndarray:
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
+    if not len(scores):
+        return scores.astype(np.float64)
     lo, hi = float(scores.min()), float(scores.max())
     return np.zeros_like(scores, dtype=np.float64) if hi <= lo else (scores - lo) / (hi - lo)
 

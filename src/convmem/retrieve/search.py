@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Sequence
 
@@ -10,7 +11,9 @@ import numpy as np
 from convmem.index.user_index import UserIndex
 from convmem.models import Hit
 from convmem.retrieve.config import RetrievalConfig
-from convmem.retrieve.fusion import rrf, weighted
+from convmem.retrieve.fusion import minmax, rrf, weighted
+
+_NAME = re.compile(r"[^\W\d_][\w'-]*")
 
 
 def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: RetrievalConfig) -> np.ndarray:
@@ -24,10 +27,45 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
     if not lists:
         return np.zeros(n)
     if len(lists) == 1:
-        return lists[0].astype(np.float64)
-    if config.fusion == "weighted":
-        return weighted(lists[0], lists[1], config.dense_weight)
-    return rrf(lists, config.rrf_k)
+        scores = minmax(lists[0])
+    elif config.fusion == "weighted":
+        scores = weighted(lists[0], lists[1], config.dense_weight)
+    else:
+        scores = rrf(lists, config.rrf_k)
+    if config.speaker_boost:
+        scores = boost_named_speakers(index, query, scores, config.speaker_boost)
+    if config.neighbour_weights:
+        scores = spread_to_neighbours(scores, index.session_index, config.neighbour_weights)
+    return scores
+
+
+def boost_named_speakers(index: UserIndex, query: str, scores: np.ndarray, boost: float) -> np.ndarray:
+    """Turns spoken by someone the query names ("What did Caroline ...") score (1 + boost) times higher."""
+    words = {w.casefold() for w in _NAME.findall(query)}
+    named = [s for s in index.speakers if s.casefold() in words or s.split()[0].casefold() in words]
+    if not named:
+        return scores
+    mask = np.isin(index.speaker_index, [index.speakers.index(s) for s in named])
+    return scores * np.where(mask, 1.0 + boost, 1.0)
+
+
+def spread_to_neighbours(scores: np.ndarray, session_index: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """Each turn also gets weight_d times the best score of the turns d positions away in its session.
+
+    A conversation answers where it is asked: the turn after a matching question (or before a matching reply)
+    is often the evidence. This is LongMemEval's round-level value, generalised to any window.
+    """
+    out = scores.astype(np.float64).copy()
+    for d, w in enumerate(weights, start=1):
+        if not w or d >= len(scores):
+            continue
+        same = session_index[d:] == session_index[:-d]
+        before = np.zeros_like(out)
+        after = np.zeros_like(out)
+        before[d:] = np.where(same, scores[:-d], 0.0)
+        after[:-d] = np.where(same, scores[d:], 0.0)
+        out += w * np.maximum(before, after)
+    return out
 
 
 def turn_mask(index: UserIndex, *, since: datetime | None = None, until: datetime | None = None,
