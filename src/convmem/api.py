@@ -79,7 +79,7 @@ class Memory:
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._embedder_lock = threading.Lock()
         self._counter = token_counter
-        self.indexes = IndexCache(self.store, self._embedder_for_index)
+        self.indexes = IndexCache(self.store, self._embedder_for_index, date_keys=self.retriever.date_keys)
 
     # -- components, loaded on first use --------------------------------------------------------------------
     @property
@@ -195,24 +195,30 @@ class Memory:
     def embed_query(self, query: str) -> np.ndarray | None:
         return self.embedder.embed(query) if self.retriever.dense else None
 
-    def scores(self, query: str, *, user: str, query_vector: np.ndarray | None = None) -> tuple[UserIndex, np.ndarray]:
-        """The user's index and one relevance score per turn (for benchmarks and custom rankers)."""
+    def scores(self, query: str, *, user: str, query_vector: np.ndarray | None = None,
+               now: datetime | str | None = None) -> tuple[UserIndex, np.ndarray]:
+        """The user's index and one relevance score per turn (for benchmarks and custom rankers).
+
+        `now` is when the question is asked (default: the current time); "last Saturday" is resolved against it.
+        """
         if not isinstance(query, str):
             raise InputError("query must be a string")
         index = self.index(user)
         qvec = query_vector if query_vector is not None else (self.embed_query(query) if index.rows else None)
-        return index, score_turns(index, query, qvec, self.retriever)
+        when = parse_time(now, what="now") if now else datetime.now(timezone.utc)
+        return index, score_turns(index, query, qvec, self.retriever, when)
 
     def search(self, query: str, *, user: str, k: int = 10, granularity: str = "turn",
                since: datetime | str | None = None, until: datetime | str | None = None,
                speakers: Sequence[str] | None = None, roles: Sequence[str] | None = None,
-               neighbours: int = 0, query_vector: np.ndarray | None = None) -> list[Hit]:
-        """The k best turns (or sessions) of one user's memory for a query."""
+               neighbours: int = 0, query_vector: np.ndarray | None = None,
+               now: datetime | str | None = None) -> list[Hit]:
+        """The k best turns (or sessions) of one user's memory for a query, asked at `now` (default: now)."""
         if granularity not in GRANULARITIES:
             raise InputError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError("k must be a positive integer")
-        index, scores = self.scores(query, user=user, query_vector=query_vector)
+        index, scores = self.scores(query, user=user, query_vector=query_vector, now=now)
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers, roles=roles)
         return rank(index, scores, mask, k=k, granularity=granularity, session_agg=self.retriever.session_agg,
@@ -220,11 +226,11 @@ class Memory:
 
     def context(self, query: str, *, user: str, budget_tokens: int = 2000, since: datetime | str | None = None,
                 until: datetime | str | None = None, speakers: Sequence[str] | None = None,
-                query_vector: np.ndarray | None = None) -> Context:
+                query_vector: np.ndarray | None = None, now: datetime | str | None = None) -> Context:
         """A dated, cited block of the most relevant memories, never over `budget_tokens`."""
         if not isinstance(budget_tokens, int) or isinstance(budget_tokens, bool) or budget_tokens < 1:
             raise InputError("budget_tokens must be a positive integer")
-        index, scores = self.scores(query, user=user, query_vector=query_vector)
+        index, scores = self.scores(query, user=user, query_vector=query_vector, now=now)
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers)
         order = [int(i) for i in np.argsort(-np.where(mask, scores, -np.inf), kind="stable") if mask[i]]

@@ -10,12 +10,15 @@ import numpy as np
 
 from convmem.index.lexical import BM25Index
 from convmem.providers.embedders import Embedder
+from convmem.retrieve.timeexpr import resolve_in_turn
 from convmem.store.base import Store, TurnRow
 
 
-def lexical_text(row: TurnRow) -> str:
-    """What the lexical index sees of a turn: the speaker's name, then the text."""
-    return f"{row.speaker}: {row.text}"
+def lexical_text(row: TurnRow, date_keys: bool = True) -> str:
+    """What the lexical index sees of a turn: the speaker's name, the text, and the calendar dates its relative
+    dates stand for ("yesterday" said on 8 May 2023 -> "7 May 2023 Sunday")."""
+    keys = " ".join(resolve_in_turn(row.text, row.timestamp)) if date_keys else ""
+    return f"{row.speaker}: {row.text} {keys}" if keys else f"{row.speaker}: {row.text}"
 
 
 @dataclass
@@ -43,7 +46,8 @@ def embed_missing(store: Store, tenant: str, embedder: Embedder, texts: dict[str
     return have
 
 
-def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | None) -> UserIndex:
+def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | None,
+                     date_keys: bool = True) -> UserIndex:
     revision = store.revision(tenant, user)
     rows = store.user_turns(tenant, user)
     if embedder is not None and rows:
@@ -58,7 +62,7 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
     return UserIndex(
         revision=revision,
         rows=rows,
-        lexical=BM25Index([lexical_text(r) for r in rows]),
+        lexical=BM25Index([lexical_text(r, date_keys) for r in rows]),
         vectors=vectors,
         session_ids=session_ids,
         session_index=np.asarray([pos[r.session_id] for r in rows], dtype=np.int64),
@@ -71,8 +75,8 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
 class IndexCache:
     """LRU of built user indexes; an entry is rebuilt when the user's revision in the store moved on."""
 
-    def __init__(self, store: Store, embedder_fn, capacity: int = 64):
-        self.store, self._embedder_fn, self.capacity = store, embedder_fn, capacity
+    def __init__(self, store: Store, embedder_fn, capacity: int = 64, date_keys: bool = True):
+        self.store, self._embedder_fn, self.capacity, self.date_keys = store, embedder_fn, capacity, date_keys
         self._items: OrderedDict[tuple[str, str], UserIndex] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -84,7 +88,7 @@ class IndexCache:
             if item is not None and item.revision == revision:
                 self._items.move_to_end(key)
                 return item
-        item = build_user_index(self.store, tenant, user, self._embedder_fn())
+        item = build_user_index(self.store, tenant, user, self._embedder_fn(), self.date_keys)
         with self._lock:
             self._items[key] = item
             self._items.move_to_end(key)

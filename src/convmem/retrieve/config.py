@@ -16,18 +16,24 @@ class RetrievalConfig:
     dense_weight: float = 0.3  # for fusion="weighted": share of the normalised dense score
     neighbour_weights: tuple[float, ...] = (0.5, 0.25)  # share of the best turn 1, 2, ... positions away
     speaker_boost: float = 0.2  # turns by a speaker the query names score (1 + boost) times higher
+    time_boost: float = 0.5  # turns dated inside a range the query names ("last Saturday") score (1 + boost) x
+    order_boost: float = 0.1  # "first time" / "currently" cues: earliest / latest turns score up to (1 + boost) x
+    date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+# the plain retrievers: no conversation-aware steps, for ablations
+_PLAIN = dict(neighbour_weights=(), speaker_boost=0.0, time_boost=0.0, order_boost=0.0, date_keys=False)
+
 RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem": RetrievalConfig(),
-    "dense": RetrievalConfig(lexical=False, neighbour_weights=(), speaker_boost=0.0),
-    "lexical": RetrievalConfig(dense=False, neighbour_weights=(), speaker_boost=0.0),
-    "hybrid-rrf": RetrievalConfig(fusion="rrf", neighbour_weights=(), speaker_boost=0.0),
-    "hybrid-weighted": RetrievalConfig(neighbour_weights=(), speaker_boost=0.0),
+    "dense": RetrievalConfig(lexical=False, **_PLAIN),
+    "lexical": RetrievalConfig(dense=False, **_PLAIN),
+    "hybrid-rrf": RetrievalConfig(fusion="rrf", **_PLAIN),
+    "hybrid-weighted": RetrievalConfig(**_PLAIN),
 }
 
 

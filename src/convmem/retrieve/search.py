@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Sequence
 
 import numpy as np
@@ -11,17 +11,21 @@ import numpy as np
 from convmem.index.user_index import UserIndex
 from convmem.models import Hit
 from convmem.retrieve.config import RetrievalConfig
+from convmem.retrieve.timeexpr import TimeCues, day_key, question_cues
 from convmem.retrieve.fusion import minmax, rrf, weighted
 
 _NAME = re.compile(r"[^\W\d_][\w'-]*")
 
 
-def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: RetrievalConfig) -> np.ndarray:
-    """One fused relevance score per turn (higher is better)."""
+def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: RetrievalConfig,
+                now: datetime | None = None) -> np.ndarray:
+    """One fused relevance score per turn (higher is better). `now` is when the question is asked."""
     n = len(index.rows)
+    cues = question_cues(query, now) if (config.time_boost or config.order_boost) else TimeCues()
     lists = []
     if config.lexical:
-        lists.append(index.lexical.score(query))
+        day_keys = " ".join(day_key(r.start) for r in cues.ranges if r.end - r.start <= timedelta(days=1))
+        lists.append(index.lexical.score(f"{query} {day_keys}" if day_keys else query))
     if config.dense and qvec is not None and index.vectors.shape[1]:
         lists.append(index.vectors @ qvec)
     if not lists:
@@ -36,6 +40,15 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         scores = boost_named_speakers(index, query, scores, config.speaker_boost)
     if config.neighbour_weights:
         scores = spread_to_neighbours(scores, index.session_index, config.neighbour_weights)
+    if config.time_boost and cues.ranges:
+        inside = np.zeros(n, dtype=bool)
+        for r in cues.ranges:
+            inside |= (index.timestamps >= r.start.timestamp()) & (index.timestamps <= r.end.timestamp())
+        scores = scores * np.where(inside, 1.0 + config.time_boost, 1.0)
+    if config.order_boost and cues.order and n > 1:
+        lo, hi = index.timestamps.min(), index.timestamps.max()
+        age = (index.timestamps - lo) / (hi - lo) if hi > lo else np.zeros(n)
+        scores = scores * (1.0 + config.order_boost * (age if cues.order == "latest" else 1.0 - age))
     return scores
 
 

@@ -1,0 +1,178 @@
+"""Time expressions in questions ("last Saturday", "two weeks ago", "in March", "the first time") resolved against
+the question's date into time ranges and ordering cues; and relative dates inside turns resolved against the
+session's date, so "yesterday" said on 8 May 2023 can be found as 7 May 2023.
+
+Rules cover the common spoken forms; explicit calendar dates ("May 7, 2023", "7 May", "2022/03/04") go through
+`dateparser` (a maintained library), called only when the question holds a month name, a year or a numeric date,
+because it costs ~6 ms a question here.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+_NUM = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+        "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "a couple of": 2, "a few": 3, "couple of": 2, "few": 3}
+_WEEKDAYS = [d.lower() for d in calendar.day_name]
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
+_MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m and m.lower() != "may"})
+_NUMBER = r"(\d+|a couple of|couple of|a few|few|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_UNIT = r"(day|week|month|year)s?"
+
+AGO = re.compile(rf"\b{_NUMBER}\s+{_UNIT}\s+(ago|before|earlier)\b", re.I)
+LAST_UNIT = re.compile(r"\b(last|past|previous|this)\s+(week(?:end)?|month|year)\b", re.I)
+LAST_WEEKDAY = re.compile(rf"\b(last|this|on)\s+({'|'.join(_WEEKDAYS)})\b", re.I)
+DAY_WORD = re.compile(r"\b(yesterday|today|tonight|this morning|last night)\b", re.I)
+IN_MONTH = re.compile(rf"\b(?:in|during|since|of|early|late|mid)\s+({'|'.join(sorted(_MONTHS, key=len, reverse=True))})"
+                      r"\b(?:\s+(\d{4}))?", re.I)
+FIRST = re.compile(r"\b(first time|for the first time|first|earliest|initially|originally|at first)\b", re.I)
+LATEST = re.compile(r"\b(most recent(?:ly)?|latest|last time|currently|current|now|these days|still|anymore)\b", re.I)
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: datetime
+    end: datetime
+    text: str
+
+    def contains(self, ts: float, slack: timedelta = timedelta(0)) -> bool:
+        return (self.start - slack).timestamp() <= ts <= (self.end + slack).timestamp()
+
+
+@dataclass(frozen=True)
+class TimeCues:
+    ranges: tuple[TimeRange, ...] = ()
+    order: str | None = None  # "first" | "latest" | None
+
+
+def _day(dt: datetime) -> tuple[datetime, datetime]:
+    start = dt.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1) - timedelta(microseconds=1)
+
+
+def _month(year: int, month: int, tz) -> tuple[datetime, datetime]:
+    start = datetime(year, month, 1, tzinfo=tz)
+    last = calendar.monthrange(year, month)[1]
+    return start, datetime(year, month, last, 23, 59, 59, tzinfo=tz)
+
+
+def _number(text: str) -> int:
+    text = text.lower()
+    return int(text) if text.isdigit() else _NUM.get(text, 1)
+
+
+def question_cues(question: str, now: datetime | None) -> TimeCues:
+    """Ranges named by the question (needs `now`, the question's date) and a first/latest ordering cue."""
+    order = "first" if FIRST.search(question) else ("latest" if LATEST.search(question) else None)
+    if now is None:
+        return TimeCues((), order)
+    ranges = []
+    for m in AGO.finditer(question):
+        n, unit = _number(m.group(1)), m.group(2).lower()
+        days = {"day": 1, "week": 7, "month": 30, "year": 365}[unit] * n
+        centre = now - timedelta(days=days)
+        slack = timedelta(days={"day": 1, "week": 4, "month": 15, "year": 180}[unit])
+        ranges.append(TimeRange(centre - slack, centre + slack, m.group()))
+    for m in LAST_UNIT.finditer(question):
+        which, unit = m.group(1).lower(), m.group(2).lower()
+        if unit == "weekend":
+            back = (now.weekday() - 5) % 7 or 7
+            sat = now - timedelta(days=back)
+            ranges.append(TimeRange(_day(sat)[0], _day(sat + timedelta(days=1))[1], m.group()))
+        elif unit == "week":
+            start = _day(now - timedelta(days=now.weekday() + (0 if which == "this" else 7)))[0]
+            ranges.append(TimeRange(start, start + timedelta(days=7), m.group()))
+        elif unit == "month":
+            y, mo = (now.year, now.month) if which == "this" else (
+                (now.year - 1, 12) if now.month == 1 else (now.year, now.month - 1))
+            ranges.append(TimeRange(*_month(y, mo, now.tzinfo), m.group()))
+        else:
+            y = now.year if which == "this" else now.year - 1
+            ranges.append(TimeRange(datetime(y, 1, 1, tzinfo=now.tzinfo),
+                                    datetime(y, 12, 31, 23, 59, 59, tzinfo=now.tzinfo), m.group()))
+    for m in LAST_WEEKDAY.finditer(question):
+        wd = _WEEKDAYS.index(m.group(2).lower())
+        back = (now.weekday() - wd) % 7 or 7
+        ranges.append(TimeRange(*_day(now - timedelta(days=back)), m.group()))
+    for m in DAY_WORD.finditer(question):
+        word = m.group(1).lower()
+        day = now - timedelta(days=1) if word in ("yesterday", "last night") else now
+        ranges.append(TimeRange(*_day(day), m.group()))
+    ranges.extend(explicit_dates(question, now, skip={r.text.lower() for r in ranges}))
+    for m in IN_MONTH.finditer(question):
+        mo = _MONTHS[m.group(1).lower()]
+        y = int(m.group(2)) if m.group(2) else (now.year if mo <= now.month else now.year - 1)
+        ranges.append(TimeRange(*_month(y, mo, now.tzinfo), m.group()))
+    return TimeCues(tuple(ranges), order)
+
+
+_DATE_GATE = re.compile(rf"\b({'|'.join(_MONTHS)})\b|\b(19|20)\d\d\b|\b\d{{1,2}}[/.]\d{{1,2}}\b", re.I)
+
+
+def explicit_dates(question: str, now: datetime, skip: set[str] = frozenset()) -> list[TimeRange]:
+    """Calendar dates written out in the question, as day ranges (month or year ranges when no day is given)."""
+    if not _DATE_GATE.search(question):
+        return []
+    try:
+        from dateparser.search import search_dates
+    except ImportError:
+        return []
+    settings = {"RELATIVE_BASE": now.replace(tzinfo=None), "PREFER_DATES_FROM": "past",
+                "RETURN_AS_TIMEZONE_AWARE": False}
+    found = search_dates(question, languages=["en"], settings=settings) or []
+    out = []
+    for text, dt in found:
+        low = text.lower()
+        if low in skip or IN_MONTH.fullmatch(low) or not (_DATE_GATE.search(text) and re.search(r"\d", text)):
+            continue  # months alone are handled by IN_MONTH; words like "now" are not dates
+        dt = dt.replace(tzinfo=now.tzinfo)
+        if re.fullmatch(r"(?:(?:in|during|of|since|from)\s+)?(19|20)\d\d", text.strip(), re.I):
+            out.append(TimeRange(datetime(dt.year, 1, 1, tzinfo=now.tzinfo),
+                                 datetime(dt.year, 12, 31, 23, 59, 59, tzinfo=now.tzinfo), text))
+        else:
+            out.append(TimeRange(*_day(dt), text))
+    return out
+
+
+_REL_IN_TURN = re.compile(
+    rf"\b(yesterday|today|tonight|last night|this morning|tomorrow|last (?:week(?:end)?|month|year)|"
+    rf"next (?:week(?:end)?|month|year)|(?:last|this|next) (?:{'|'.join(_WEEKDAYS)})|{_NUMBER}\s+{_UNIT}\s+ago)\b",
+    re.I,
+)
+
+
+def resolve_in_turn(text: str, said_at: datetime) -> list[str]:
+    """Calendar keys for relative dates in a turn, anchored at the time it was said: ["7 May 2023", ...]."""
+    keys = []
+    for m in _REL_IN_TURN.finditer(text):
+        phrase = m.group(1).lower()
+        if phrase == "tomorrow" or phrase.startswith("next "):
+            if phrase == "tomorrow":
+                day = said_at + timedelta(days=1)
+            elif phrase.split()[1] in _WEEKDAYS:
+                wd = _WEEKDAYS.index(phrase.split()[1])
+                day = said_at + timedelta(days=(wd - said_at.weekday()) % 7 or 7)
+            else:
+                unit = phrase.split()[1]
+                day = said_at + timedelta(days={"week": 7, "weekend": 7, "month": 30, "year": 365}[unit])
+                keys.append(_month_key(day) if unit != "year" else str(day.year))
+                continue
+            keys.append(day_key(day))
+            continue
+        cues = question_cues(phrase, said_at)
+        for r in cues.ranges:
+            span = (r.end - r.start).days
+            keys.append(day_key(r.start + (r.end - r.start) / 2) if span <= 2 else (
+                _month_key(r.start + (r.end - r.start) / 2) if span <= 40 else str((r.start + (r.end - r.start) / 2).year)))
+    return list(dict.fromkeys(keys))
+
+
+def day_key(day: datetime) -> str:
+    return f"{day.day} {calendar.month_name[day.month]} {day.year} {day:%A}"
+
+
+def _month_key(day: datetime) -> str:
+    return f"{calendar.month_name[day.month]} {day.year}"

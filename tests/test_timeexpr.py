@@ -1,0 +1,76 @@
+"""Time expressions in questions and in turns, resolved against a reference date."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from convmem import Memory
+from convmem.retrieve.config import get_retriever
+from convmem.retrieve.timeexpr import question_cues, resolve_in_turn
+
+NOW = datetime(2023, 5, 20, 2, 21, tzinfo=timezone.utc)  # a Saturday
+
+
+@pytest.mark.parametrize(
+    "question, start, end",
+    [
+        ("What did I do last Saturday?", "2023-05-13", "2023-05-13"),
+        ("What did I buy last weekend?", "2023-05-13", "2023-05-14"),
+        ("Where was I two weeks ago?", "2023-05-02", "2023-05-10"),
+        ("How many doctor visits in March?", "2023-03-01", "2023-03-31"),
+        ("What did I cook yesterday?", "2023-05-19", "2023-05-19"),
+        ("What did I read last month?", "2023-04-01", "2023-04-30"),
+        ("What did I buy on May 7, 2023?", "2023-05-07", "2023-05-07"),
+        ("What happened in 2022?", "2022-01-01", "2022-12-31"),
+    ],
+)
+def test_question_ranges(question, start, end):
+    (r,) = question_cues(question, NOW).ranges
+    assert (r.start.date().isoformat(), r.end.date().isoformat()) == (start, end)
+
+
+def test_order_cues_and_no_date():
+    assert question_cues("Where did I travel for the first time?", NOW).order == "first"
+    assert question_cues("What is my current job?", NOW).order == "latest"
+    assert question_cues("What is my dog called?", None).ranges == ()
+
+
+def test_relative_dates_in_turns():
+    keys = resolve_in_turn("I went yesterday and will go next Friday.", datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc))
+    assert keys == ["7 May 2023 Sunday", "12 May 2023 Friday"]
+
+
+def _baker(path, embedder, **overrides):
+    mem = Memory(path, embedder=embedder, retriever=get_retriever("convmem", **overrides))
+    for day, text in (("2023-05-06", "I baked bread with my neighbour."), ("2023-05-13", "I baked a cake for Ana."),
+                      ("2023-01-10", "My job: I work as a nurse."),
+                      ("2023-04-10", "I started a new job as a teacher.")):
+        mem.add_session({"user": "u", "session_id": day, "started_at": f"{day}T10:00:00Z",
+                         "turns": [{"speaker": "me", "role": "user", "text": text}]})
+    return mem
+
+
+QUESTIONS = ["What did I bake last Saturday?", "What did I bake two weeks ago?"]
+
+
+def test_time_range_and_latest_cue_change_the_ranking(tmp_path, embedder):
+    plain = _baker(tmp_path / "plain.db", embedder, time_boost=0.0, order_boost=0.0)
+    assert [plain.search(q, user="u", k=1, now=NOW)[0].session_id for q in QUESTIONS] != ["2023-05-13", "2023-05-06"]
+    mem = _baker(tmp_path / "t.db", embedder)
+    assert [mem.search(q, user="u", k=1, now=NOW)[0].session_id for q in QUESTIONS] == ["2023-05-13", "2023-05-06"]
+
+
+def test_order_cues_break_ties_by_time(tmp_path, embedder):
+    mem = Memory(tmp_path / "o.db", embedder=embedder)
+    for day in ("2023-01-10", "2023-04-10"):
+        mem.add_session({"user": "u", "session_id": day, "started_at": f"{day}T10:00:00Z",
+                         "turns": [{"speaker": "me", "role": "user", "text": "I went to the climbing gym."}]})
+    assert mem.search("When did I go climbing most recently?", user="u", k=1)[0].session_id == "2023-04-10"
+    assert mem.search("When did I go climbing for the first time?", user="u", k=1)[0].session_id == "2023-01-10"
+    said_yesterday = {"user": "u", "session_id": "s", "started_at": "2023-05-08T10:00:00Z",
+                      "turns": [{"speaker": "me", "role": "user", "text": "I went to the support group yesterday."}]}
+    mem.add_session(said_yesterday)
+    assert mem.search("support group 7 May 2023", user="u", k=1)[0].session_id == "s"
+    mem.close()
