@@ -22,7 +22,9 @@ def minmax(scores: np.ndarray) -> np.ndarray:
     if not len(scores):
         return scores.astype(np.float64)
     lo, hi = float(scores.min()), float(scores.max())
-    return np.zeros_like(scores, dtype=np.float64) if hi <= lo else (scores - lo) / (hi - lo)
+    if hi <= lo:  # all equal: all relevant (1) when they match at all, else all 0
+        return np.full(len(scores), 1.0 if hi > 0 else 0.0)
+    return (scores - lo) / (hi - lo)
 
 
 def weighted(lexical: np.ndarray, dense: np.ndarray, dense_weight: float) -> np.ndarray:
