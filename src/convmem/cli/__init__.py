@@ -185,6 +185,8 @@ def forget(user: str, session: str | None, db: str | None, tenant: str) -> None:
     click.echo(f"removed {removed} turns")
 
 
-from convmem.cli.bench import bench  # noqa: E402  (registers `convmem bench ...`)
+from convmem.cli.bench import bench  # noqa: E402  (subcommands defined in their own modules)
+from convmem.cli.migrate import migrate  # noqa: E402
 
 main.add_command(bench)
+main.add_command(migrate)

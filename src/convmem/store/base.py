@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -19,6 +19,14 @@ from convmem.models import Session, Turn
 def text_hash(text: str) -> str:
     """Content hash used to never embed the same text twice."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def revision_clock() -> int:
+    """A user's new revision is at least this (microseconds since the epoch): revisions never repeat, even for a
+    user that was forgotten and written again, so no process can mistake a stale cached index for a fresh one."""
+    import time
+
+    return time.time_ns() // 1000
 
 
 def session_hash(session: Session) -> str:
@@ -34,6 +42,48 @@ def session_hash(session: Session) -> str:
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def restore_session(user: str, session_id: str, started_at: datetime, turns: list[Turn], participants: list[str],
+                    metadata: dict[str, Any]) -> Session:
+    """A stored session as it was written, without re-validating it (stored turns keep their ids and positions;
+    a session created by `add_turns` with no turns has none)."""
+    session = object.__new__(Session)
+    session.user, session.session_id, session.started_at = user, session_id, started_at
+    session.turns, session.participants, session.metadata = turns, participants, metadata
+    return session
+
+
+def restore_sessions(user: str, sessions: Iterable[tuple], turns: Iterable[tuple]) -> Iterator[Session]:
+    """One user's sessions from stored rows, as the backends export them.
+
+    `sessions`: (session_id, started_at ISO text, participants JSON, metadata JSON), in the order to yield;
+    `turns`: (session_id, position, turn_id, speaker, role, text, timestamp ISO text or None, metadata JSON),
+    sorted by position within each session.
+    """
+    by_session: dict[str, list[Turn]] = {}
+    for sid, position, turn_id, speaker, role, text, ts_iso, metadata in turns:
+        by_session.setdefault(sid, []).append(
+            Turn(speaker=speaker, text=text, role=role, turn_id=turn_id,
+                 timestamp=datetime.fromisoformat(ts_iso) if ts_iso else None,
+                 metadata=json.loads(metadata), position=position)
+        )
+    for sid, started_iso, participants, metadata in sessions:
+        yield restore_session(user, sid, datetime.fromisoformat(started_iso), by_session.get(sid, []),
+                              json.loads(participants), json.loads(metadata))
+
+
+def group_by_model(rows: Sequence[tuple]) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """Rows (model, text_hash, vector) sorted by model, as (model, {text_hash: vector}) groups."""
+    group: dict[str, np.ndarray] = {}
+    model = rows[0][0] if rows else ""
+    for m, h, v in rows:
+        if m != model:
+            yield model, group
+            model, group = m, {}
+        group[h] = v
+    if group:
+        yield model, group
 
 
 @dataclass(slots=True)
@@ -82,5 +132,20 @@ class Store(Protocol):
     def get_embeddings(self, tenant: str, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]: ...
 
     def put_embeddings(self, tenant: str, model: str, vectors: dict[str, np.ndarray]) -> None: ...
+
+    # -- whole-store export and import (used by `convmem migrate`) ---------------------------------------------
+    def tenants(self) -> list[str]:
+        """Every tenant holding any user, session or embedding, sorted."""
+
+    def iter_sessions(self, tenant: str) -> Iterator[Session]:
+        """Every session of a tenant with its turns, as written (ids, positions, original timestamps), ordered
+        by user, then start, then session id. Read one user at a time; not one snapshot of the whole tenant."""
+
+    def iter_embeddings(self, tenant: str, *, batch: int = 1000) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """Every cached vector of a tenant as (model, {text_hash: vector}) chunks, ordered by model and hash."""
+
+    def add_user(self, tenant: str, user: str) -> bool:
+        """Make sure a user exists (a user whose last session was forgotten still does); True if it was new.
+        Does not change the revision of an existing user."""
 
     def close(self) -> None: ...

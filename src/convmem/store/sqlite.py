@@ -19,7 +19,7 @@ import numpy as np
 
 from convmem.errors import InputError, StoreError
 from convmem.models import Session, Turn
-from convmem.store.base import TurnRow, session_hash, text_hash
+from convmem.store.base import TurnRow, revision_clock, group_by_model, restore_sessions, session_hash, text_hash
 
 
 def _run(db: sqlite3.Connection, script: str) -> None:
@@ -132,10 +132,12 @@ class SQLiteStore:
 
     @staticmethod
     def _bump(tx: sqlite3.Connection, tenant: str, user: str) -> None:
+        # revisions grow with the clock (microseconds), so a user forgotten and written again never repeats a
+        # revision another process may have cached
         tx.execute(
-            "INSERT INTO users (tenant, user_id, revision, created_at) VALUES (?, ?, 1, ?)"
-            " ON CONFLICT (tenant, user_id) DO UPDATE SET revision = revision + 1",
-            (tenant, user, datetime.now(timezone.utc).isoformat()),
+            "INSERT INTO users (tenant, user_id, revision, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (tenant, user_id) DO UPDATE SET revision = MAX(revision + 1, excluded.revision)",
+            (tenant, user, revision_clock(), datetime.now(timezone.utc).isoformat()),
         )
 
     @staticmethod
@@ -241,6 +243,11 @@ class SQLiteStore:
             self._drop_orphan_embeddings(tx, tenant)
         return removed
 
+    def add_user(self, tenant: str, user: str) -> bool:
+        with self._tx() as tx:
+            now = datetime.now(timezone.utc).isoformat()
+            return tx.execute("INSERT OR IGNORE INTO users VALUES (?, ?, 0, ?)", (tenant, user, now)).rowcount == 1
+
     @staticmethod
     def _drop_orphan_embeddings(tx: sqlite3.Connection, tenant: str) -> None:
         tx.execute(
@@ -300,6 +307,32 @@ class SQLiteStore:
             )
         return out
 
+    def tenants(self) -> list[str]:
+        rows = self._read(
+            "SELECT tenant FROM users UNION SELECT tenant FROM sessions UNION SELECT tenant FROM embeddings ORDER BY 1"
+        )
+        return [r[0] for r in rows]
+
+    def iter_sessions(self, tenant: str) -> Iterator[Session]:
+        users = [r[0] for r in self._read(
+            "SELECT DISTINCT user_id FROM sessions WHERE tenant=? ORDER BY user_id", (tenant,)
+        )]
+        for user in users:
+            with self._lock:  # one read transaction: the sessions and their turns from the same snapshot
+                self._db.execute("BEGIN")
+                try:
+                    sessions = self._db.execute(
+                        "SELECT session_id, started_at, participants, metadata FROM sessions"
+                        " WHERE tenant=? AND user_id=? ORDER BY started_ts, session_id", (tenant, user),
+                    ).fetchall()
+                    turns = self._db.execute(
+                        "SELECT session_id, position, turn_id, speaker, role, text, timestamp, metadata FROM turns"
+                        " WHERE tenant=? AND user_id=? ORDER BY session_id, position", (tenant, user),
+                    ).fetchall()
+                finally:
+                    self._db.execute("COMMIT")
+            yield from restore_sessions(user, sessions, turns)
+
     # -- embedding cache ------------------------------------------------------------------------------------
     def get_embeddings(self, tenant: str, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(hashes))
@@ -322,6 +355,19 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?)",
                 [(tenant, model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()],
             )
+
+    def iter_embeddings(self, tenant: str, *, batch: int = 1000) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        after = ("", "")
+        while True:
+            rows = self._read(
+                "SELECT model, text_hash, vector FROM embeddings WHERE tenant=? AND (model, text_hash) > (?, ?)"
+                " ORDER BY model, text_hash LIMIT ?",
+                (tenant, *after, batch),
+            )
+            if not rows:
+                return
+            yield from group_by_model([(m, h, np.frombuffer(blob, dtype=np.float32)) for m, h, blob in rows])
+            after = (rows[-1][0], rows[-1][1])
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file and truncate it (used after forgetting)."""
