@@ -187,6 +187,7 @@ def forget(user: str, session: str | None, db: str | None, tenant: str) -> None:
 
 from convmem.cli.bench import bench  # noqa: E402  (subcommands defined in their own modules)
 from convmem.cli.migrate import migrate  # noqa: E402
+from convmem.cli.serve import keys, mcp, serve  # noqa: E402
 
-main.add_command(bench)
-main.add_command(migrate)
+for command in (bench, migrate, serve, mcp, keys):
+    main.add_command(command)

@@ -1,0 +1,116 @@
+"""The memory routes: each calls one `Memory` method of the caller's tenant, with the library's names.
+
+    POST   /v1/sessions                          Memory.add_session
+    POST   /v1/import                            Memory.add_sessions (of a payload in any import format)
+    POST   /v1/search                            Memory.search
+    POST   /v1/context                           Memory.context
+    GET    /v1/users                             Memory.users          (?limit=&offset=)
+    GET    /v1/users/{user}/sessions             Memory.sessions       (?limit=&offset=)
+    GET    /v1/stats                             Memory.stats
+    DELETE /v1/users/{user}                      Memory.forget
+    DELETE /v1/users/{user}/sessions/{session}   Memory.forget(session=)
+
+Routes are plain `def`s, so FastAPI runs the blocking library calls in its threadpool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+
+from convmem.api import Memory
+from convmem.errors import NotFound
+from convmem.ingest import parse_sessions
+from convmem.server.app import tenant_memory
+from convmem.server.schemas import (
+    AddSessionOut,
+    ContextIn,
+    ContextOut,
+    ForgetOut,
+    ImportIn,
+    ImportOut,
+    SearchIn,
+    SearchOut,
+    SessionIn,
+    SessionsOut,
+    StatsOut,
+    UsersOut,
+)
+
+_PRIVATE_STATS = ("location", "file_bytes")  # server paths and whole-database sizes are not a tenant's business
+
+
+def _page(items: list[Any], limit: int, offset: int) -> tuple[list[Any], int | None]:
+    """`items` was fetched with limit+1: the page, and the next offset if there is more."""
+    return items[:limit], (offset + limit if len(items) > limit else None)
+
+
+def install_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["server"], summary="Liveness, and whether API keys are required (no key needed)")
+    def healthz(request: Request) -> dict[str, Any]:
+        state = request.app.state.convmem
+        return {"status": "ok", "auth": "api_keys" if state.keyed() else "none (single-tenant)",
+                "proxy": state.upstream is not None}
+
+    @app.post("/v1/sessions", response_model=AddSessionOut, tags=["memory"],
+              summary="Store one session (Memory.add_session); idempotent")
+    def add_session(body: SessionIn, mem: Memory = Depends(tenant_memory)) -> AddSessionOut:
+        outcome = mem.add_session(body.model_dump(exclude_none=True))
+        return AddSessionOut(outcome=outcome, user=str(body.user), session_id=str(body.session_id),
+                             turns=len(body.turns))
+
+    @app.post("/v1/import", response_model=ImportOut, tags=["memory"],
+              summary="Import a payload in any import format (convmem, openai, locomo, longmemeval)")
+    def import_(body: ImportIn, mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        user = str(body.user) if body.user is not None else None
+        sessions = parse_sessions(body.data, body.format, source="request body", user=user)
+        return mem.add_sessions(sessions).to_dict()
+
+    @app.post("/v1/search", response_model=SearchOut, tags=["memory"],
+              summary="The k best turns (or sessions) of one user's memory (Memory.search)")
+    def search(body: SearchIn, mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        hits = mem.search(body.query, user=body.user, k=body.k, granularity=body.granularity, since=body.since,
+                          until=body.until, speakers=body.speakers, roles=body.roles, neighbours=body.neighbours)
+        return {"hits": [h.to_dict() for h in hits]}
+
+    @app.post("/v1/context", response_model=ContextOut, tags=["memory"],
+              summary="A dated, cited memory block under a token budget (Memory.context)")
+    def context(body: ContextIn, mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        ctx = mem.context(body.query, user=body.user, budget_tokens=body.budget_tokens, since=body.since,
+                          until=body.until, speakers=body.speakers)
+        return ctx.to_dict()
+
+    @app.get("/v1/users", response_model=UsersOut, tags=["memory"], summary="Users with memory (Memory.users)")
+    def users(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+              mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        page, next_offset = _page(mem.users(limit=limit + 1, offset=offset), limit, offset)
+        return {"users": page, "limit": limit, "offset": offset, "next_offset": next_offset}
+
+    @app.get("/v1/users/{user}/sessions", response_model=SessionsOut, tags=["memory"],
+             summary="One user's sessions, oldest first (Memory.sessions)")
+    def sessions(user: str = Path(max_length=256), limit: int = Query(100, ge=1, le=1000),
+                 offset: int = Query(0, ge=0), mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        page, next_offset = _page(mem.sessions(user=user, limit=limit + 1, offset=offset), limit, offset)
+        return {"user": user, "sessions": page, "limit": limit, "offset": offset, "next_offset": next_offset}
+
+    @app.get("/v1/stats", response_model=StatsOut, tags=["memory"], summary="Counts for the tenant (Memory.stats)")
+    def stats(mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        return {k: v for k, v in mem.stats().items() if k not in _PRIVATE_STATS}
+
+    @app.delete("/v1/users/{user}", response_model=ForgetOut, tags=["memory"],
+                summary="Remove a user's whole memory (Memory.forget)")
+    def forget_user(user: str = Path(max_length=256), mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        removed = mem.forget(user=user)
+        if not removed:
+            raise NotFound(f"user {user!r} has no stored memory")
+        return {"user": user, "removed_turns": removed}
+
+    @app.delete("/v1/users/{user}/sessions/{session}", response_model=ForgetOut, tags=["memory"],
+                summary="Remove one session of a user (Memory.forget(session=))")
+    def forget_session(user: str = Path(max_length=256), session: str = Path(max_length=256),
+                       mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        removed = mem.forget(user=user, session=session)
+        if not removed:
+            raise NotFound(f"user {user!r} has no session {session!r}")
+        return {"user": user, "session_id": session, "removed_turns": removed}
