@@ -37,6 +37,11 @@ def test_order_cues_and_no_date():
     assert question_cues("What is my dog called?", None).ranges == ()
 
 
+def test_impossible_distances_are_ignored():
+    assert question_cues("What happened 99999999 years ago?", NOW).ranges == ()
+    assert resolve_in_turn("That was 10000 years ago, last week.", NOW) == ["May 2023"]
+
+
 def test_relative_dates_in_turns():
     keys = resolve_in_turn("I went yesterday and will go next Friday.", datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc))
     assert keys == ["7 May 2023 Sunday", "12 May 2023 Friday"]

@@ -234,7 +234,8 @@ class Memory:
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers)
         order = [int(i) for i in np.argsort(-np.where(mask, scores, -np.inf), kind="stable") if mask[i]]
-        return assemble(index, order, query=query, budget_tokens=budget_tokens, counter=self.token_counter)
+        return assemble(index, order, query=query, budget_tokens=budget_tokens, counter=self.token_counter,
+                        max_turn_tokens=self.retriever.context_turn_tokens)
 
     def sessions(self, *, user: str, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
         return self.store.sessions(self.tenant, check_id(user, "user"), limit=limit, offset=offset)

@@ -20,6 +20,7 @@ class RetrievalConfig:
     order_boost: float = 0.1  # "first time" / "currently" cues: earliest / latest turns score up to (1 + boost) x
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
+    context_turn_tokens: int = 160  # context assembly: longer turns are cut to the sentences around the match
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -61,7 +61,7 @@ def _month(year: int, month: int, tz) -> tuple[datetime, datetime]:
 
 def _number(text: str) -> int:
     text = text.lower()
-    return int(text) if text.isdigit() else _NUM.get(text, 1)
+    return min(int(text), 100_000) if text.isdigit() else _NUM.get(text, 1)
 
 
 def question_cues(question: str, now: datetime | None) -> TimeCues:
@@ -73,9 +73,12 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
     for m in AGO.finditer(question):
         n, unit = _number(m.group(1)), m.group(2).lower()
         days = {"day": 1, "week": 7, "month": 30, "year": 365}[unit] * n
-        centre = now - timedelta(days=days)
         slack = timedelta(days={"day": 1, "week": 4, "month": 15, "year": 180}[unit])
-        ranges.append(TimeRange(centre - slack, centre + slack, m.group()))
+        try:
+            centre = now - timedelta(days=days)
+            ranges.append(TimeRange(centre - slack, centre + slack, m.group()))
+        except OverflowError:  # "10000 years ago" is not on the calendar
+            continue
     for m in LAST_UNIT.finditer(question):
         which, unit = m.group(1).lower(), m.group(2).lower()
         if unit == "weekend":
