@@ -13,7 +13,7 @@ class RetrievalConfig:
     dense: bool = True
     fusion: str = "weighted"  # "weighted" (min-max normalised sum) | "rrf"
     rrf_k: int = 60
-    dense_weight: float = 0.3  # for fusion="weighted": share of the normalised dense score
+    dense_weight: float = 0.4  # for fusion="weighted": share of the normalised dense score
     neighbour_weights: tuple[float, ...] = (0.5, 0.25)  # share of the best turn 1, 2, ... positions away
     speaker_boost: float = 0.2  # turns by a speaker the query names score (1 + boost) times higher
     time_boost: float = 0.5  # turns dated inside a range the query names ("last Saturday") score (1 + boost) x

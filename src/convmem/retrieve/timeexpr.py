@@ -3,8 +3,8 @@ the question's date into time ranges and ordering cues; and relative dates insid
 session's date, so "yesterday" said on 8 May 2023 can be found as 7 May 2023.
 
 Rules cover the common spoken forms; explicit calendar dates ("May 7, 2023", "7 May", "2022/03/04") go through
-`dateparser` (a maintained library), called only when the question holds a month name, a year or a numeric date,
-because it costs ~6 ms a question here.
+`dateparser` (a maintained library), called only when the question holds a digit and a month name, a year or a
+numeric date, because it costs ~6 ms a question here (a month name alone is handled by the rules).
 """
 
 from __future__ import annotations
@@ -113,12 +113,13 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
 
 
 _DATE_GATE = re.compile(rf"\b({'|'.join(_MONTHS)})\b|\b(19|20)\d\d\b|\b\d{{1,2}}[/.]\d{{1,2}}\b", re.I)
+_DIGIT = re.compile(r"\d")
 
 
 def explicit_dates(question: str, now: datetime, skip: set[str] = frozenset()) -> list[TimeRange]:
     """Calendar dates written out in the question, as day ranges (month or year ranges when no day is given)."""
-    if not _DATE_GATE.search(question):
-        return []
+    if not (_DIGIT.search(question) and _DATE_GATE.search(question)):
+        return []  # a month alone ("in March") is IN_MONTH's; without a digit there is no calendar date
     try:
         from dateparser.search import search_dates
     except ImportError:

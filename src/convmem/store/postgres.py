@@ -270,10 +270,10 @@ class PostgresStore:
             raise InputError(f"PostgreSQL cannot store this data: {exc}") from exc
         except UnicodeEncodeError as exc:
             raise InputError(f"text is not valid Unicode and cannot be stored: {exc}") from exc
+        except (pg.errors.UniqueViolation, pg.errors.DeadlockDetected, pg.errors.SerializationFailure):
+            raise  # retried by _write (before OperationalError: deadlocks and serialisation failures are ones)
         except pg.OperationalError as exc:  # the next call reconnects (conn.broken is now set)
             raise StoreError(f"PostgreSQL at {self.location} failed: {exc}") from exc
-        except (pg.errors.UniqueViolation, pg.errors.DeadlockDetected, pg.errors.SerializationFailure):
-            raise  # retried by _write
         except pg.Error as exc:
             raise StoreError(f"PostgreSQL at {self.location} failed: {exc}") from exc
 
@@ -446,7 +446,8 @@ class PostgresStore:
             " ORDER BY s.started_at, t.session_id, t.position",
             (tenant, user, tenant, user),
         )
-        return [TurnRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
+        return [TurnRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], {} if r[8] == "{}" else json.loads(r[8]), r[9])
+                for r in rows]
 
     def revision(self, tenant: str, user: str) -> int:
         rows = self._read(tenant, "SELECT revision FROM convmem.users WHERE tenant=%s AND user_id=%s", (tenant, user))
@@ -536,7 +537,8 @@ class PostgresStore:
             cur.executemany(
                 "INSERT INTO convmem.embeddings (tenant, model, text_hash, vector) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT DO NOTHING",
-                [(tenant, model, h, _Vector(v)) for h, v in vectors.items()],
+                # in hash order, so concurrent writers of overlapping texts lock rows in one order (no deadlock)
+                [(tenant, model, h, _Vector(vectors[h])) for h in sorted(vectors)],
             )
 
         self._write(tenant, write)
