@@ -70,6 +70,16 @@ def test_user_mistakes_get_one_clean_line(db, args, message):
     assert message in result.stderr and "Traceback" not in result.output
 
 
+def test_deferred_embedding_is_filled_on_first_search(tmp_path):
+    db = str(tmp_path / "lazy.db")
+    out = CliRunner().invoke(main, ["import", str(FIX / "sessions.jsonl"), "--db", db, "--defer-embedding", "--json"])
+    assert json.loads(out.stdout)["texts_embedded"] == 0
+    assert json.loads(CliRunner().invoke(main, ["stats", "--db", db, "--json"]).stdout)["embeddings"] == 0
+    hits = json.loads(CliRunner().invoke(main, ["search", "dog", "--user", "ana", "--db", db, "--json"]).stdout)
+    assert hits[0]["turn_id"] == "dog-1"
+    assert json.loads(CliRunner().invoke(main, ["stats", "--db", db, "--json"]).stdout)["embeddings"] == 5
+
+
 def test_python_dash_m_and_default_db_from_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVMEM_DB", str(tmp_path / "env.db"))
     out = subprocess.run([sys.executable, "-m", "convmem", "stats", "--json"], capture_output=True, text=True,

@@ -15,7 +15,7 @@ from convmem.context.assemble import assemble
 from convmem.errors import InputError
 from convmem.index.user_index import IndexCache, UserIndex, embed_missing
 from convmem.ingest import parse_sessions, read_data
-from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id, parse_time
+from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id, check_storable, parse_time
 from convmem.providers.embedders import Embedder, load_embedder
 from convmem.providers.tokens import TokenCounter, default_counter
 from convmem.retrieve.config import RetrievalConfig, get_retriever
@@ -54,9 +54,29 @@ class ImportReport:
         return out
 
 
+def _names(value: Sequence[str] | None, what: str) -> list[str] | None:
+    """A speakers/roles filter: None or a list of strings (a bare string would match its letters)."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set)) or not all(
+            isinstance(v, str) for v in value):
+        raise InputError(f"{what} must be a list of names")
+    return list(value)
+
+
+def _window(limit: Any, offset: Any) -> tuple[int, int]:
+    """limit >= 1 and offset >= 0, both below 2**62 (a larger offset reached SQLite as an OverflowError)."""
+    for value, what, low in ((limit, "limit", 1), (offset, "offset", 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value < 2**62:
+            raise InputError(f"{what} must be an integer from {low} to 2**62")
+    return limit, offset
+
+
 def _coerce_session(session: Session | dict[str, Any]) -> Session:
     if isinstance(session, Session):
         return session
+    if not isinstance(session, dict):  # a list would parse, and all but its first session be dropped silently
+        raise InputError(f"a session must be an object (dict), got {type(session).__name__}")
     return parse_sessions(session, "convmem", source="<session>")[0]
 
 
@@ -114,27 +134,35 @@ class Memory:
         return "replaced" if report.sessions_replaced else "unchanged"
 
     def add_sessions(self, sessions: Sequence[Session], *, progress: Callable[[int], None] | None = None,
-                     chunk_turns: int = 2048) -> ImportReport:
-        """Store sessions (each atomically), embedding new texts in large batches. Idempotent."""
+                     chunk_turns: int = 2048, embed: bool = True) -> ImportReport:
+        """Store sessions (each atomically), embedding new texts in large batches. Idempotent.
+
+        `embed=False` stores the text only; vectors are then computed on the first search of each user.
+        """
+        sessions = list(sessions)
+        for s in sessions:  # all of them before anything is written
+            s.check_storable()
         report = ImportReport()
         start = time.perf_counter()
-        embed = self.retriever.dense
+        embed = embed and self.retriever.dense
         chunk: list[Session] = []
 
         def flush() -> None:
             texts: dict[str, str] = {}
             for s in chunk:
                 outcome = self.store.add_session(self.tenant, s)
+                if embed:
+                    # unchanged sessions too: an import killed after writing but before embedding is completed
+                    # by running it again (only vectors missing from the cache are computed)
+                    from convmem.store.base import text_hash
+
+                    texts.update((text_hash(t.text), t.text) for t in s.turns)
                 if outcome == "unchanged":
                     report.sessions_unchanged += 1
                     continue
                 report.sessions_added += outcome == "added"
                 report.sessions_replaced += outcome == "replaced"
                 report.turns_written += len(s.turns)
-                if embed:
-                    from convmem.store.base import text_hash
-
-                    texts.update((text_hash(t.text), t.text) for t in s.turns)
             if texts:
                 t0 = time.perf_counter()
                 before = len(texts)
@@ -163,27 +191,39 @@ class Memory:
                   started_at: datetime | str | None = None) -> int:
         """Append turns to a session (created, dated `started_at` or now, if it does not exist)."""
         user, session = check_id(user, "user"), check_id(session, "session")
+        if not isinstance(turns, (list, tuple)):
+            raise InputError("turns must be a list of turns")
         parsed = []
         for i, t in enumerate(turns):
             if isinstance(t, dict):
                 t = Turn(speaker=t.get("speaker") or t.get("role") or "user", role=t.get("role") or "user",
                          text=t.get("text"), turn_id=t.get("turn_id"), timestamp=t.get("timestamp"),
                          metadata=t.get("metadata") or {})
+            if not isinstance(t, Turn):
+                raise InputError(f"turn {i}: expected an object with speaker, role and text")
             if not isinstance(t.text, str):
                 raise InputError(f"turn {i}: text must be a string")
+            for name in ("speaker", "role"):
+                if not isinstance(getattr(t, name), str) or not getattr(t, name).strip():
+                    raise InputError(f"turn {i}: {name} must be a non-empty string")
+            if not isinstance(t.metadata, dict):
+                raise InputError(f"turn {i}: metadata must be an object")
+            t.turn_id = check_id(t.turn_id, f"turn {i} turn_id") if t.turn_id is not None else None
+            check_storable([t.speaker, t.role, t.text, t.metadata], f"turn {i}")
             t.timestamp = parse_time(t.timestamp, what=f"turn {i} timestamp") if t.timestamp else None
             parsed.append(t)
         start = parse_time(started_at, what="started_at") if started_at else datetime.now(timezone.utc)
         return self.store.add_turns(self.tenant, user, session, parsed, start)
 
     def import_file(self, path: str | os.PathLike[str], *, format: str = "convmem", user: str | None = None,
-                    progress: Callable[[int], None] | None = None) -> ImportReport:
+                    progress: Callable[[int], None] | None = None, embed: bool = True) -> ImportReport:
         """Import a file (JSON, JSON Lines, optionally .gz). The whole file is validated before anything is written."""
         sessions = parse_sessions(read_data(path), format, source=os.fspath(path), user=user)
-        return self.add_sessions(sessions, progress=progress)
+        return self.add_sessions(sessions, progress=progress, embed=embed)
 
     def forget(self, *, user: str, session: str | None = None) -> int:
         """Remove a user's memory (or one session): turns, embeddings, index entries. Returns turns removed."""
+        session = check_id(session, "session") if session is not None else None
         removed = self.store.forget(self.tenant, check_id(user, "user"), session)
         self.indexes.drop(self.tenant, user)
         return removed
@@ -218,6 +258,7 @@ class Memory:
             raise InputError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError("k must be a positive integer")
+        speakers, roles = _names(speakers, "speakers"), _names(roles, "roles")
         index, scores = self.scores(query, user=user, query_vector=query_vector, now=now)
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers, roles=roles)
@@ -230,6 +271,7 @@ class Memory:
         """A dated, cited block of the most relevant memories, never over `budget_tokens`."""
         if not isinstance(budget_tokens, int) or isinstance(budget_tokens, bool) or budget_tokens < 1:
             raise InputError("budget_tokens must be a positive integer")
+        speakers = _names(speakers, "speakers")
         index, scores = self.scores(query, user=user, query_vector=query_vector, now=now)
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers)
@@ -238,9 +280,11 @@ class Memory:
                         max_turn_tokens=self.retriever.context_turn_tokens)
 
     def sessions(self, *, user: str, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+        limit, offset = _window(limit, offset)
         return self.store.sessions(self.tenant, check_id(user, "user"), limit=limit, offset=offset)
 
     def users(self, *, limit: int = 1000, offset: int = 0) -> list[str]:
+        limit, offset = _window(limit, offset)
         return self.store.users(self.tenant, limit=limit, offset=offset)
 
     def stats(self) -> dict[str, Any]:

@@ -46,16 +46,42 @@ def parse_time(value: Any, *, what: str = "timestamp") -> datetime:
         raise InputError(f"{what}: expected an ISO-8601 date-time string, got {type(value).__name__}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
+    try:  # 9999-12-31T23:00-05:00 parses, but is past year 9999 in UTC: it could be stored but never read back
+        dt.astimezone(timezone.utc)
+    except (OverflowError, ValueError) as exc:
+        raise InputError(f"{what}: {value!r} is out of range once converted to UTC") from exc
     return dt
+
+
+def check_storable(value: Any, what: str) -> None:
+    """Text and metadata must be valid Unicode (no lone surrogates, which JSON's \\ud800 escapes can produce),
+    serialisable as JSON, and not nested beyond what JSON parsers and the stores handle."""
+    import json
+
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what} is not valid Unicode (a lone surrogate such as \\ud800?)") from exc
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise InputError(f"{what} cannot be stored as JSON (nested too deeply or circular)") from exc
 
 
 def check_id(value: Any, what: str) -> str:
     """Ids are non-empty strings of at most 256 characters without control characters (ints are accepted)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not _ID.match(value):
-        raise InputError(f"{what} must be a non-empty string of at most 256 characters without control characters")
+    if not isinstance(value, str) or not _ID.match(value) or not _encodable(value):
+        raise InputError(f"{what} must be a non-empty string of at most 256 characters without control characters "
+                         "(and valid Unicode)")
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a lone surrogate: SQLite and PostgreSQL cannot store it
+        return False
 
 
 @dataclass(slots=True)
@@ -102,6 +128,14 @@ class Session:
                 raise InputError(f"session {self.session_id!r} turn {i}: metadata must be an object")
         if not self.participants:
             self.participants = list(dict.fromkeys(t.speaker for t in self.turns))
+
+    def check_storable(self) -> None:
+        """Raise InputError unless every text and metadata value can be written (see `check_storable`)."""
+        if not isinstance(self.metadata, dict):
+            raise InputError(f"session {self.session_id!r}: metadata must be an object")
+        check_storable([self.user, self.session_id, self.participants, self.metadata,
+                        [[t.turn_id, t.speaker, t.role, t.text, t.metadata] for t in self.turns]],
+                       f"session {self.session_id!r}")
 
 
 @dataclass(slots=True)

@@ -64,11 +64,14 @@ def main() -> None:
               show_default=True, help="Format of FILE.")
 @click.option("--user", default=None, help="Store every session under this user (overrides ids in the file).")
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
+@click.option("--embed/--defer-embedding", default=True, show_default=True,
+              help="Embed new texts now, or store text only and embed on each user's first search (fast bulk loads).")
 @click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON.")
 @db_option
 @tenant_option
 @clean_errors
-def import_(file: str, fmt: str, user: str | None, quiet: bool, as_json: bool, db: str | None, tenant: str) -> None:
+def import_(file: str, fmt: str, user: str | None, quiet: bool, embed: bool, as_json: bool, db: str | None,
+            tenant: str) -> None:
     """Import conversations from FILE (JSON, JSON Lines, or either .gz). Idempotent."""
     from tqdm import tqdm
 
@@ -78,7 +81,7 @@ def import_(file: str, fmt: str, user: str | None, quiet: bool, as_json: bool, d
     mem = open_memory(db, tenant)
     total = sum(len(s.turns) for s in sessions)
     with tqdm(total=total, unit="turn", disable=quiet or as_json, desc="import", leave=False) as bar:
-        report = mem.add_sessions(sessions, progress=bar.update)
+        report = mem.add_sessions(sessions, progress=bar.update, embed=embed)
     if as_json:
         emit_json(report.to_dict())
     elif not quiet:
@@ -188,6 +191,10 @@ def forget(user: str, session: str | None, db: str | None, tenant: str) -> None:
 from convmem.cli.bench import bench  # noqa: E402  (subcommands defined in their own modules)
 from convmem.cli.migrate import migrate  # noqa: E402
 from convmem.cli.serve import keys, mcp, serve  # noqa: E402
+from convmem.bench.reliability import reliability  # noqa: E402
+from convmem.bench.scale import scale  # noqa: E402
 
 for command in (bench, migrate, serve, mcp, keys):
     main.add_command(command)
+for command in (scale, reliability):
+    bench.add_command(command)

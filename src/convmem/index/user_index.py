@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 
@@ -14,10 +17,24 @@ from convmem.retrieve.timeexpr import resolve_in_turn
 from convmem.store.base import Store, TurnRow
 
 
+#: every relative date `resolve_in_turn` recognises contains one of these words (checked on ASCII text only:
+#: with re.I, a few non-ASCII letters such as the Kelvin sign match ASCII ones, so other text always goes through)
+_RELATIVE_WORDS = re.compile("yesterday|today|tonight|last|this|tomorrow|next|ago")
+
+
+@lru_cache(maxsize=65536)
+def _date_keys(text: str, said_at: datetime) -> str:
+    if text.isascii():
+        if not _RELATIVE_WORDS.search(text.lower()):
+            return ""
+    return " ".join(resolve_in_turn(text, said_at))
+
+
 def lexical_text(row: TurnRow, date_keys: bool = True) -> str:
     """What the lexical index sees of a turn: the speaker's name, the text, and the calendar dates its relative
-    dates stand for ("yesterday" said on 8 May 2023 -> "7 May 2023 Sunday")."""
-    keys = " ".join(resolve_in_turn(row.text, row.timestamp)) if date_keys else ""
+    dates stand for ("yesterday" said on 8 May 2023 -> "7 May 2023 Sunday"). The date keys of a (text, time) are
+    cached, so rebuilding a user's index after new turns arrive does not resolve the old turns again."""
+    keys = _date_keys(row.text, row.timestamp) if date_keys else ""
     return f"{row.speaker}: {row.text} {keys}" if keys else f"{row.speaker}: {row.text}"
 
 
@@ -47,8 +64,11 @@ def embed_missing(store: Store, tenant: str, embedder: Embedder, texts: dict[str
 
 
 def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | None,
-                     date_keys: bool = True) -> UserIndex:
-    revision = store.revision(tenant, user)
+                     date_keys: bool = True, *, revision: int | None = None) -> UserIndex:
+    """`revision`: the user's revision read just before (saves a round trip); read here when not given. Either way
+    it is read before the turns, so a write landing in between only makes the next lookup rebuild."""
+    if revision is None:
+        revision = store.revision(tenant, user)
     rows = store.user_turns(tenant, user)
     if embedder is not None and rows:
         vecs = embed_missing(store, tenant, embedder, {r.text_hash: r.text for r in rows})
@@ -88,7 +108,7 @@ class IndexCache:
             if item is not None and item.revision == revision:
                 self._items.move_to_end(key)
                 return item
-        item = build_user_index(self.store, tenant, user, self._embedder_fn(), self.date_keys)
+        item = build_user_index(self.store, tenant, user, self._embedder_fn(), self.date_keys, revision=revision)
         with self._lock:
             self._items[key] = item
             self._items.move_to_end(key)

@@ -36,6 +36,8 @@ def read_data(path: str | os.PathLike[str]) -> Any:
         raise FormatError(f"cannot read it as UTF-8 text ({exc})", source=path) from exc
     try:
         return json.loads(text)
+    except RecursionError as exc:
+        raise FormatError("JSON nested too deeply", source=path) from exc
     except json.JSONDecodeError as first:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if len(lines) < 2:
@@ -44,6 +46,8 @@ def read_data(path: str | os.PathLike[str]) -> Any:
         for n, line in enumerate(lines, start=1):
             try:
                 out.append(json.loads(line))
+            except RecursionError as exc:
+                raise FormatError(f"line {n}: JSON nested too deeply", source=path) from exc
             except json.JSONDecodeError as exc:
                 raise FormatError(f"line {n} is not valid JSON ({exc.msg})", source=path) from exc
         return out

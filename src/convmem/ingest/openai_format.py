@@ -28,7 +28,10 @@ def _content(msg: dict, *, source: str, item: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            raise FormatError("a text part's 'text' must be a string", source=source, item=item)
+        return "\n".join(texts)
     if content is None:
         return ""
     raise FormatError("message content must be a string or a list of parts", source=source, item=item)

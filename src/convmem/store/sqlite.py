@@ -62,6 +62,14 @@ def m001_initial(db: sqlite3.Connection) -> None:
 MIGRATIONS = [m001_initial]
 
 
+#: bound variables per statement: SQLite >= 3.32 allows 32766, older builds 999 (minus tenant and model)
+_MAX_VARIABLES = 30000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
+
+
+def _metadata(text: str) -> dict[str, Any]:
+    return {} if text == "{}" else json.loads(text)
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
@@ -109,6 +117,8 @@ class SQLiteStore:
             if version in done:
                 continue
             with self._tx() as tx:
+                if tx.execute("SELECT 1 FROM schema_migrations WHERE version=?", (version,)).fetchone():
+                    continue  # another process opening the new file applied it while this one waited for the lock
                 migration(tx)
                 tx.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
@@ -117,7 +127,7 @@ class SQLiteStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._busy():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -127,8 +137,19 @@ class SQLiteStore:
             self._db.execute("COMMIT")
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
+        with self._lock, self._busy():
             return self._db.execute(sql, args).fetchall()
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Another process held the file past busy_timeout (30 s): a StoreError (HTTP 503), not a raw sqlite3 error."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise StoreError(f"{self.location} stayed locked by another process for too long ({exc}); "
+                             "try again") from exc
 
     @staticmethod
     def _bump(tx: sqlite3.Connection, tenant: str, user: str) -> None:
@@ -241,6 +262,9 @@ class SQLiteStore:
             else:
                 self._bump(tx, tenant, user)
             self._drop_orphan_embeddings(tx, tenant)
+        # secure_delete zeroes the freed pages, but the WAL still holds the pages as they were before: fold it
+        # into the file and truncate it, so forgotten text is gone from disk when forget returns
+        self.checkpoint()
         return removed
 
     def add_user(self, tenant: str, user: str) -> bool:
@@ -265,8 +289,11 @@ class SQLiteStore:
             " WHERE t.tenant=? AND t.user_id=? ORDER BY s.started_ts, t.session_id, t.position",
             (tenant, user),
         )
+        starts: dict[float, datetime] = {}  # one datetime per session start, not one per turn
         return [
-            TurnRow(r[0], r[1], r[2], r[3], r[4], r[5], _utc(r[6]), _utc(r[7]), json.loads(r[8]), r[9]) for r in rows
+            TurnRow(r[0], r[1], r[2], r[3], r[4], r[5], _utc(r[6]),
+                    starts.get(r[7]) or starts.setdefault(r[7], _utc(r[7])), _metadata(r[8]), r[9])
+            for r in rows
         ]
 
     def revision(self, tenant: str, user: str) -> int:
@@ -337,14 +364,19 @@ class SQLiteStore:
     def get_embeddings(self, tenant: str, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(hashes))
         out: dict[str, np.ndarray] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
+        for i in range(0, len(wanted), _MAX_VARIABLES):
+            chunk = wanted[i : i + _MAX_VARIABLES]
             marks = ",".join("?" * len(chunk))
-            for h, blob in self._read(
+            rows = self._read(
                 f"SELECT text_hash, vector FROM embeddings WHERE tenant=? AND model=? AND text_hash IN ({marks})",
                 [tenant, model, *chunk],
-            ):
-                out[h] = np.frombuffer(blob, dtype=np.float32)
+            )
+            by_size: dict[int, list[tuple[str, bytes]]] = {}
+            for h, blob in rows:
+                by_size.setdefault(len(blob), []).append((h, blob))
+            for size, group in by_size.items():  # decode all vectors of one dimension in one call
+                matrix = np.frombuffer(b"".join(b for _, b in group), dtype=np.float32).reshape(len(group), -1)
+                out.update(zip([h for h, _ in group], matrix))
         return out
 
     def put_embeddings(self, tenant: str, model: str, vectors: dict[str, np.ndarray]) -> None:
@@ -369,10 +401,12 @@ class SQLiteStore:
             yield from group_by_model([(m, h, np.frombuffer(blob, dtype=np.float32)) for m, h, blob in rows])
             after = (rows[-1][0], rows[-1][1])
 
-    def checkpoint(self) -> None:
-        """Fold the WAL into the main file and truncate it (used after forgetting)."""
+    def checkpoint(self) -> bool:
+        """Fold the WAL into the main file and truncate it (run by `forget`). False when another connection's
+        open read transaction kept the WAL from being truncated (a later checkpoint finishes the job)."""
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not row or row[0] == 0
 
     def close(self) -> None:
         with self._lock:
