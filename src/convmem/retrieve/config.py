@@ -35,6 +35,10 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "lexical": RetrievalConfig(dense=False, **_PLAIN),
     "hybrid-rrf": RetrievalConfig(fusion="rrf", **_PLAIN),
     "hybrid-weighted": RetrievalConfig(**_PLAIN),
+    # ablations: the default with one design switched off
+    "convmem-no-neighbours": RetrievalConfig(neighbour_weights=()),
+    "convmem-no-speaker": RetrievalConfig(speaker_boost=0.0),
+    "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False),
 }
 
 
