@@ -193,8 +193,9 @@ from convmem.cli.migrate import migrate  # noqa: E402
 from convmem.cli.serve import keys, mcp, serve  # noqa: E402
 from convmem.bench.reliability import reliability  # noqa: E402
 from convmem.bench.scale import scale  # noqa: E402
+from convmem.longctx.cli import longctx  # noqa: E402
 
 for command in (bench, migrate, serve, mcp, keys):
     main.add_command(command)
-for command in (scale, reliability):
+for command in (scale, reliability, longctx):
     bench.add_command(command)

@@ -2,9 +2,252 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+from typing import Any
+
 import click
+
+from convmem.cli import clean_errors
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _budgets(value: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter("comma-separated token counts, e.g. 500,1000,2000,4000") from None
+    if not out or min(out) < 1:
+        raise click.BadParameter("comma-separated positive token counts, e.g. 500,1000,2000,4000")
+    return out
+
+
+def _command_line(ctx: click.Context) -> str:
+    parts = [ctx.command_path]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or value == param.default or value is False or value == ():
+            continue
+        flag = param.opts[0]
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, (list, tuple)):
+            parts += [x for v in value for x in (flag, shlex.quote(str(v)))]
+        else:
+            parts += [flag, shlex.quote(str(value))]
+    return " ".join(parts)
+
+
+def resolve_data(data: str | None, official_name: str) -> str:
+    """--data, else the official file from the cache folder, downloaded when missing (offline: says --data)."""
+    if data:
+        return data
+    import platformdirs
+
+    from convmem.bench.datasets import OFFICIAL_URLS, download_official
+
+    folder = Path(platformdirs.user_cache_dir("convmem")) / "bench"
+    cached = folder / OFFICIAL_URLS[official_name].rsplit("/", 1)[-1]
+    if cached.is_file():
+        return str(cached)
+    _log(f"no --data given: downloading {OFFICIAL_URLS[official_name]} to {folder}")
+    return str(download_official(official_name, folder))
+
+
+def retriever_help() -> str:
+    from convmem.bench.retrievers import bench_retrievers
+
+    return "Registered retriever: " + ", ".join(bench_retrievers()) + "."
+
+
+def common_options(fn):
+    options = [
+        click.option("--data", default=None, metavar="PATH",
+                     help="Benchmark file (.json or .json.gz). Without it the official file is downloaded "
+                          "(offline: pass --data)."),
+        click.option("--limit", default=None, type=click.IntRange(min=1), help="First N items in file order."),
+        click.option("--retriever", default="convmem", show_default=True, help=retriever_help()),
+        click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder."),
+        click.option("--db", default=None, metavar="PATH",
+                     help="SQLite file for the imported memory (default OUT/memory.db). Reuse one across runs: "
+                          "imports are idempotent and embeddings are cached, so reruns skip the embedding."),
+        click.option("--budgets", default="500,1000,2000,4000", show_default=True,
+                     help="Context budgets (tokens) for the evidence-in-context figures."),
+        click.option("--embed-sample", default=1000, show_default=True, type=click.IntRange(min=0),
+                     help="Texts embedded directly to measure the embedder's own rate (0: skip)."),
+        click.option("--latency-repeats", default=3, show_default=True, type=click.IntRange(min=1),
+                     help="Timed searches per latency query."),
+        click.option("--latency-queries", default=300, show_default=True, type=click.IntRange(min=1),
+                     help="Questions (a seeded sample) whose searches are timed."),
+        click.option("--qa", is_flag=True, help="Also run question answering with a reader LLM."),
+        click.option("--reader", type=click.Choice(["local", "openai"]), default="local", show_default=True,
+                     help="QA reader: the local SmolLM2-135M-Instruct, or an OpenAI-compatible endpoint."),
+        click.option("--llm-base-url", default=None, help="OpenAI-compatible base URL (default $OPENAI_BASE_URL)."),
+        click.option("--llm-model", default=None, help="Model name for --reader openai (default $OPENAI_MODEL)."),
+        click.option("--llm-context-window", default=None, type=click.IntRange(min=256),
+                     help="Reader window in tokens (prompts are cut to fit; the full-context baseline fills it). "
+                          "Default: the local model's 8192, or 128000 for openai."),
+        click.option("--llm-threads", default=None, type=click.IntRange(min=1),
+                     help="CPU threads for the local reader (default: PyTorch's; 1 is faster on a busy machine)."),
+        click.option("--qa-notes-tokens", default=160, show_default=True, type=click.IntRange(min=1),
+                     help="Length limit of the notes of the `notes` strategy (tokens)."),
+        click.option("--strategy", "strategies", multiple=True,
+                     type=click.Choice(["direct", "notes", "full-context"]),
+                     help="QA strategies (repeatable; default all three)."),
+        click.option("--qa-limit", default=None, type=click.IntRange(min=1),
+                     help="Answer only the first N questions of the run."),
+        click.option("--qa-budget", default=2000, show_default=True, type=click.IntRange(min=1),
+                     help="Memory context budget (tokens) for the direct and notes strategies."),
+        click.option("--qa-max-tokens", default=48, show_default=True, type=click.IntRange(min=1),
+                     help="Answer length limit (tokens)."),
+        click.option("--no-judge", is_flag=True, help="Skip the LLM judge (LoCoMo still gets the official F1)."),
+        click.option("--no-plots", is_flag=True, help="Write report.md only (`convmem bench report` draws them later)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _run(kind: str, params: dict[str, Any], command: str) -> None:
+    from convmem.bench.report import render, write_results
+    from convmem.bench.retrievers import get_bench_retriever
+
+    retriever = get_bench_retriever(params["retriever"])
+    official = {"longmemeval": "longmemeval_s", "locomo": "locomo"}[kind]
+    data = resolve_data(params["data"], official)
+    out = Path(params["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    db = params["db"] or str(out / "memory.db")
+    common = dict(data=data, out=out, retriever=retriever, db=db, limit=params["limit"],
+                  budgets=_budgets(params["budgets"]), embed_sample=params["embed_sample"],
+                  latency_repeats=params["latency_repeats"], latency_queries=params["latency_queries"], log=_log,
+                  command=command)
+    if kind == "longmemeval":
+        from convmem.bench.longmemeval import run_longmemeval
+
+        g = params["granularity"]
+        results = run_longmemeval(granularities=("session", "turn") if g == "both" else (g,), **common)
+    else:
+        from convmem.bench.locomo import run_locomo
+
+        results = run_locomo(**common)
+    write_results(out, results)
+    if params["qa"]:
+        results["qa"] = _run_qa(kind, params, data, db, retriever, out)
+        write_results(out, results)
+    written = render(out, results, plots=not params["no_plots"])
+    _log(f"wrote {out / 'results.json'}, {', '.join(p.name for p in written)}, rankings.jsonl")
+    _echo_headline(results)
+
+
+def _run_qa(kind: str, params: dict[str, Any], data: str, db: str, retriever, out: Path) -> dict[str, Any]:
+    from convmem.api import Memory
+    from convmem.bench import qa
+    from convmem.bench.common import write_jsonl
+    from convmem.bench.readers import make_reader
+    from convmem.retrieve.config import RetrievalConfig
+
+    reader = make_reader(params["reader"], base_url=params["llm_base_url"], model=params["llm_model"],
+                         context_window=params["llm_context_window"], threads=params["llm_threads"])
+    judge = None if params["no_judge"] else reader
+    if kind == "longmemeval":
+        from convmem.bench.datasets import load_longmemeval
+        from convmem.bench.longmemeval import TENANT
+
+        items = qa.longmemeval_items(load_longmemeval(data, params["limit"]), params["qa_limit"])
+    else:
+        from convmem.bench.datasets import load_locomo
+        from convmem.bench.locomo import TENANT
+
+        items = qa.locomo_items(load_locomo(data, params["limit"]), params["qa_limit"])
+    config = retriever.config if retriever.is_memory else RetrievalConfig(dense=False)
+    mem = Memory(db, tenant=TENANT, retriever=config)
+    strategies = params["strategies"] or qa.STRATEGIES
+    _log(f"qa: {len(items)} questions x {len(strategies)} strategies with {reader.name}")
+    summary, rows = qa.run_qa(items, mem=mem, context_fn=qa.context_function(mem, retriever), reader=reader,
+                              judge=judge, strategies=strategies, budget=params["qa_budget"],
+                              max_tokens=params["qa_max_tokens"], notes_tokens=params["qa_notes_tokens"], log=_log)
+    write_jsonl(out / "qa.jsonl", rows)
+    note = None
+    if judge is not None:
+        note = ("the judge is the configured reader" + (" (the local 135M model: weak verdicts)"
+                                                        if params["reader"] == "local" else "")
+                + "; no human-label agreement measured")
+    return {"reader": reader.describe(), "judge": judge.describe() if judge else None, "judge_note": note,
+            "budget": params["qa_budget"], "max_tokens": params["qa_max_tokens"],
+            "notes_tokens": params["qa_notes_tokens"], "n": len(items),
+            "strategies": summary,
+            "question_date": "LongMemEval: question_date; LoCoMo: the last session's date (the data has none)"}
+
+
+def _echo_headline(results: dict[str, Any]) -> None:
+    off = results["official"]
+    if results["benchmark"] == "longmemeval":
+        for g, agg in off.items():
+            for level, m in agg["overall"].items():
+                click.echo(f"{g} run, {level}: recall_all@5 {m['recall_all@5']:.4f} ndcg_any@5 {m['ndcg_any@5']:.4f} "
+                           f"recall_all@10 {m['recall_all@10']:.4f} ndcg_any@10 {m['ndcg_any@10']:.4f}")
+    else:
+        m = off["turn"]["overall"]
+        if m:
+            click.echo(f"turn: recall_any@10 {m['recall_any@10']:.4f} recall_all@10 {m['recall_all@10']:.4f}")
+    c = results["extensions"]["context"]["budgets"].get("2000")
+    if c:
+        click.echo(f"evidence inside 2000 tokens: {c['recall_all_turns']:.4f} (mean {c['mean_tokens']:.0f} tokens)")
 
 
 @click.group()
 def bench() -> None:
     """Benchmarks: LongMemEval, LoCoMo, speed, long context."""
+
+
+@bench.command("longmemeval")
+@common_options
+@click.option("--granularity", type=click.Choice(["session", "turn", "both"]), default="both", show_default=True,
+              help="Official ranking granularity.")
+@clean_errors
+def longmemeval_cmd(**params: Any) -> None:
+    """LongMemEval retrieval with the official protocol (+ extensions, speed, optional QA)."""
+    _run("longmemeval", params, _command_line(click.get_current_context()))
+
+
+@bench.command("locomo")
+@common_options
+@clean_errors
+def locomo_cmd(**params: Any) -> None:
+    """LoCoMo evidence retrieval per official category (+ context recall, speed, optional QA)."""
+    _run("locomo", params, _command_line(click.get_current_context()))
+
+
+@bench.command("report")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@clean_errors
+def report_cmd(out_dir: str) -> None:
+    """Re-render DIR/report.md and the plots from DIR/results.json."""
+    from convmem.bench.report import render
+
+    written = render(out_dir)
+    click.echo(f"wrote {', '.join(str(p) for p in written)}")
+
+
+@bench.command("compare")
+@click.argument("out_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@clean_errors
+def compare_cmd(out_dirs: tuple[str, ...]) -> None:
+    """A markdown table of the headline figures of several runs (their results.json)."""
+    from convmem.bench.report import compare_table
+
+    click.echo(compare_table(out_dirs), nl=False)
+
+
+@bench.command("retrievers")
+def retrievers_cmd() -> None:
+    """List the retrievers a benchmark can name."""
+    from convmem.bench.retrievers import bench_retrievers
+
+    for name, r in bench_retrievers().items():
+        click.echo(f"{name}\t{r.kind}\t{r.description}")
+
