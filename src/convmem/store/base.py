@@ -44,6 +44,13 @@ def session_hash(session: Session) -> str:
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def session_summary(row: Sequence[Any]) -> dict[str, Any]:
+    """What `Store.sessions` returns for one row (session_id, started_at ISO, participants JSON, metadata JSON,
+    turn count), the same for every backend."""
+    return {"session_id": row[0], "started_at": row[1], "participants": json.loads(row[2]),
+            "metadata": json.loads(row[3]), "turns": row[4]}
+
+
 def restore_session(user: str, session_id: str, started_at: datetime, turns: list[Turn], participants: list[str],
                     metadata: dict[str, Any]) -> Session:
     """A stored session as it was written, without re-validating it (stored turns keep their ids and positions;

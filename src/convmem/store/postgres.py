@@ -31,7 +31,9 @@ import numpy as np
 
 from convmem.errors import ConfigError, InputError, StoreError, require
 from convmem.models import Session, Turn
-from convmem.store.base import TurnRow, group_by_model, revision_clock, restore_sessions, session_hash, text_hash
+from convmem.store.base import (
+    TurnRow, group_by_model, restore_sessions, revision_clock, session_hash, session_summary, text_hash,
+)
 
 T = TypeVar("T")
 
@@ -462,11 +464,7 @@ class PostgresStore:
             " ORDER BY s.started_at, s.session_id LIMIT %s OFFSET %s",
             (tenant, user, limit, offset),
         )
-        return [
-            {"session_id": r[0], "started_at": r[1], "participants": json.loads(r[2]),
-             "metadata": json.loads(r[3]), "turns": r[4]}
-            for r in rows
-        ]
+        return [session_summary(r) for r in rows]
 
     def users(self, tenant: str, *, limit: int = 1000, offset: int = 0) -> list[str]:
         rows = self._read(

@@ -19,7 +19,9 @@ import numpy as np
 
 from convmem.errors import InputError, StoreError
 from convmem.models import Session, Turn
-from convmem.store.base import TurnRow, revision_clock, group_by_model, restore_sessions, session_hash, text_hash
+from convmem.store.base import (
+    TurnRow, group_by_model, restore_sessions, revision_clock, session_hash, session_summary, text_hash,
+)
 
 
 def _run(db: sqlite3.Connection, script: str) -> None:
@@ -308,11 +310,7 @@ class SQLiteStore:
             " ORDER BY s.started_ts, s.session_id LIMIT ? OFFSET ?",
             (tenant, user, limit, offset),
         )
-        return [
-            {"session_id": r[0], "started_at": r[1], "participants": json.loads(r[2]),
-             "metadata": json.loads(r[3]), "turns": r[4]}
-            for r in rows
-        ]
+        return [session_summary(r) for r in rows]
 
     def users(self, tenant: str, *, limit: int = 1000, offset: int = 0) -> list[str]:
         rows = self._read(
