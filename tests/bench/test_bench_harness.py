@@ -1,6 +1,7 @@
 """Harness pieces without the CLI: retriever registry, official id mapping, import records, QA with a fake reader."""
 
 import json
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -135,6 +136,8 @@ def test_qa_run_with_fake_reader(tmp_path, embedder):
     import_items(mem, groups, db_path=str(tmp_path / "m.db"), tenant=TENANT)
     reader = FakeReader()
     qitems = qa.longmemeval_items(items)
+    # retrieval resolves relative dates against the question's date, not the run's clock
+    assert qitems[0].now == datetime(2023, 5, 30, 10, 0, tzinfo=timezone.utc)
     summary, rows = qa.run_qa(qitems, mem=mem, context_fn=qa.context_function(mem, get_bench_retriever("convmem")),
                               reader=reader, judge=reader, budget=1000)
     assert len(rows) == 6 and set(summary) == {"direct", "notes", "full-context"}
@@ -168,6 +171,7 @@ def test_qa_locomo_items_and_f1(tmp_path, embedder):
     import_items(mem, item_groups(samples, "t"), db_path=None, tenant=TENANT)
     items = qa.locomo_items(samples, limit=4)
     assert [i.question_date for i in items] == ["2:00 pm on 20 May, 2023"] * 4
+    assert {i.now for i in items} == {datetime(2023, 5, 20, 14, 0, tzinfo=timezone.utc)}
     reader = FakeReader()
     summary, rows = qa.run_qa(items, mem=mem, context_fn=qa.context_function(mem, get_bench_retriever("flat-bm25")),
                               reader=reader, judge=None, strategies=["direct"])

@@ -16,10 +16,12 @@ import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from convmem.errors import FormatError, InputError
+from convmem.ingest.longmemeval import parse_date
 
 LONGMEMEVAL_HUB = "https://huggingface.co/datasets/xiaowu0162/longmemeval-cleaned/resolve/main/"
 OFFICIAL_URLS = {
@@ -106,6 +108,21 @@ def download_official(name: str, dest: str | os.PathLike, *, url: str | None = N
 def lme_is_abstention(item: Mapping) -> bool:
     """Official rule: a question is an abstention question when `_abs` occurs in its question_id."""
     return "_abs" in str(item["question_id"])
+
+
+def lme_question_time(item: Mapping) -> datetime | None:
+    """The question's date (`question_date`, UTC as the importer reads session dates); None when absent or bad.
+
+    Retrieval resolves relative expressions ("two weeks ago", "last Saturday") against it, as a live assistant
+    would resolve them against the day the user asks.
+    """
+    raw = item.get("question_date")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return parse_date(raw, source="question_date", item=item.get("question_id"))
+    except FormatError:
+        return None
 
 
 def _sessions(item: Mapping) -> list[tuple[str, list]]:

@@ -97,6 +97,8 @@ def run_locomo(*, data: str, out: Path, retriever: BenchRetriever, db: str, limi
         user = str(sample["sample_id"])
         index = mem.index(user)
         session_of = {r.turn_id: r.session_id for r in index.rows}
+        # LoCoMo gives no question date: the questions are asked after the last session
+        now = max((r.session_start for r in index.rows), default=None)
         for qa_raw, q in zip(sample["qa"], locomo_questions(sample)):
             q: LocomoQuestion
             counts["questions"][q.category_name] += 1
@@ -116,7 +118,7 @@ def run_locomo(*, data: str, out: Path, retriever: BenchRetriever, db: str, limi
             qvec = mem.embed_query(q.question) if retriever.is_memory else None
             if retriever.is_memory:
                 hits = mem.search(q.question, user=user, k=max(1, len(index.rows)), granularity="turn",
-                                  query_vector=qvec)
+                                  query_vector=qvec, now=now)
                 ranked = [h.turn_id for h in hits]
                 order = None
             else:
@@ -138,7 +140,7 @@ def run_locomo(*, data: str, out: Path, retriever: BenchRetriever, db: str, limi
             cells = {}
             for b in budgets:
                 if retriever.is_memory:
-                    ctx = mem.context(q.question, user=user, budget_tokens=b, query_vector=qvec)
+                    ctx = mem.context(q.question, user=user, budget_tokens=b, query_vector=qvec, now=now)
                 else:
                     ctx = assemble(index, order, query=q.question, budget_tokens=b, counter=mem.token_counter)
                 cells[b] = context_cell(ctx.citations, ctx.tokens, evidence, ev_sessions)

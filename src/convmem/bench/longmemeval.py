@@ -33,7 +33,7 @@ from convmem.bench.common import (CONTEXT_BUDGETS, context_cell, context_summary
                                   embedder_rate, import_items, latency_sample, loadavg, percentiles, provenance,
                                   search_latency, user_only_copy, write_jsonl)
 from convmem.bench.datasets import (lme_all_turn_evidence, lme_corpus, lme_gold, lme_is_abstention,
-                                    load_longmemeval)
+                                    lme_question_time, load_longmemeval)
 from convmem.bench.metrics import KS, aggregate, evaluate_rankings, metrics_at
 from convmem.bench.retrievers import BenchRetriever
 from convmem.models import Session
@@ -185,12 +185,13 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
         abstention = lme_is_abstention(item)
         t0 = time.perf_counter()
         qvec = mem.embed_query(question) if retriever.is_memory else None
+        now = lme_question_time(item)
         ranked: dict[str, list[str]] = {}
         for g in granularities:
             if retriever.is_memory:
                 user = protocol_user(qid)
                 size = max(1, len(mem.index(user).rows))
-                hits = mem.search(question, user=user, k=size, granularity=g, query_vector=qvec)
+                hits = mem.search(question, user=user, k=size, granularity=g, query_vector=qvec, now=now)
                 ids = [h.session_id if g == "session" else h.turn_id for h in hits]
                 ranked[g], stats = official_ranking(ids, item, g)
                 fixups.update({f"{g}_{k}": v for k, v in stats.items()})
@@ -199,7 +200,8 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
         # all turns (extension): the memory's ranking of every turn of the question's history
         index = mem.index(qid)
         if retriever.is_memory:
-            hits = mem.search(question, user=qid, k=max(1, len(index.rows)), granularity="turn", query_vector=qvec)
+            hits = mem.search(question, user=qid, k=max(1, len(index.rows)), granularity="turn", query_vector=qvec,
+                              now=now)
             all_ranked = [h.turn_id for h in hits]
             order = None
         else:
@@ -222,7 +224,7 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
             cells = {}
             for b in budgets:
                 if retriever.is_memory:
-                    ctx = mem.context(question, user=qid, budget_tokens=b, query_vector=qvec)
+                    ctx = mem.context(question, user=qid, budget_tokens=b, query_vector=qvec, now=now)
                 else:
                     ctx = assemble(index, order, query=question, budget_tokens=b, counter=mem.token_counter)
                 cells[b] = context_cell(ctx.citations, ctx.tokens, evidence, ev_sessions)

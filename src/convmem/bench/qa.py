@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -43,6 +44,7 @@ class QAItem:
     user: str  # whose memory holds the history
     category: int | None = None  # LoCoMo category 1..5
     abstention: bool = False
+    now: datetime | None = None  # the question date as a time: retrieval resolves relative dates against it
 
 
 # --------------------------------------------------------------------------------------------- prompts
@@ -133,7 +135,7 @@ def context_function(mem, retriever) -> Callable[[QAItem, int], Any]:
     """The memory block for a question: `Memory.context` for a Memory retriever; for the flat-bm25 baseline,
     convmem's assembler over the BM25Okapi ranking of all the user's turns."""
     if retriever.is_memory:
-        return lambda item, budget: mem.context(item.question, user=item.user, budget_tokens=budget)
+        return lambda item, budget: mem.context(item.question, user=item.user, budget_tokens=budget, now=item.now)
 
     def bm25_context(item: QAItem, budget: int):
         from convmem.bench.flat_bm25 import rank_docs
@@ -277,24 +279,30 @@ def summarise(rows: Sequence[dict], items: Sequence[QAItem], strategies: Sequenc
 
 
 def longmemeval_items(items: Sequence[dict], limit: int | None = None) -> list[QAItem]:
-    from convmem.bench.datasets import lme_is_abstention
+    from convmem.bench.datasets import lme_is_abstention, lme_question_time
 
     out = [QAItem("longmemeval", str(it["question_id"]), str(it["question"]), str(it.get("answer", "")),
                   it.get("question_date"), str(it["question_type"]), str(it["question_id"]),
-                  abstention=lme_is_abstention(it)) for it in items]
+                  abstention=lme_is_abstention(it), now=lme_question_time(it)) for it in items]
     return out[:limit] if limit else out
 
 
 def locomo_items(samples: Sequence[dict], limit: int | None = None) -> list[QAItem]:
     """LoCoMo gives no question date: the prompt's date is the last session's date_time."""
     from convmem.bench.datasets import locomo_questions, locomo_sessions
+    from convmem.errors import FormatError
+    from convmem.ingest.locomo import parse_date
 
     out = []
     for sample in samples:
         dated = [date for _, date, turns in locomo_sessions(sample) if turns]
         last_date = dated[-1] if dated else None
+        try:
+            now = parse_date(last_date, source="date_time", item=sample.get("sample_id")) if last_date else None
+        except FormatError:
+            now = None
         for q in locomo_questions(sample):
             if q.question.strip():
                 out.append(QAItem("locomo", q.qid, q.question, q.answer, last_date, q.category_name,
-                                  str(sample["sample_id"]), category=q.category))
+                                  str(sample["sample_id"]), category=q.category, now=now))
     return out[:limit] if limit else out

@@ -153,15 +153,24 @@ def render_markdown(res: dict[str, Any]) -> str:
                       _f(c["mean_turns_cited"], 1)] for b, c in ctx["budgets"].items()]) + [""]
     lines += ["## Speed", ""]
     imp = speed["import"]
-    lines += [f"- import: {_f(imp['seconds'], 1)} s for {imp['turns_written']} turns written "
-              f"({_f(imp['turns_per_second'], 1)} turns/s), {imp['texts_embedded']} texts embedded "
-              f"({_f(imp.get('texts_embedded_per_second_overall'), 1)} texts/s overall); figures from "
-              f"{imp['figures_from']}; this run: {json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in imp['this_run'].items()})}"]
+    reused = imp["figures_from"] == "this run" and not imp["turns_written"]
+    if reused:
+        lines += ["- import: nothing to import (the database was reused and holds no record of its first import "
+                  f"for embedder `{imp['embedder']}`); this run checked {imp['this_run']['sessions_unchanged']} "
+                  f"sessions in {_f(imp['this_run']['seconds'], 1)} s"]
+    else:
+        lines += [f"- import: {_f(imp['seconds'], 1)} s for {imp['turns_written']} turns written "
+                  f"({_f(imp['turns_per_second'], 1)} turns/s), {imp['texts_embedded']} texts embedded "
+                  f"({_f(imp.get('texts_embedded_per_second_overall'), 1)} texts/s overall); figures from "
+                  f"{imp['figures_from']}; this run: "
+                  f"{json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in imp['this_run'].items()})}"]
     er = speed.get("embedder_rate")
     if er:
+        when = " (the import was recorded by an earlier run, possibly under another machine load)" \
+            if imp["figures_from"] != "this run" else ""
         lines += [f"- embedder alone (`{er['embedder']}.embed_batch` on {er['texts']} sampled texts of this data): "
                   f"{er['texts_per_second']:.1f} texts/s; import embeds at "
-                  f"{_f(speed.get('ingest_vs_embedder'), 2)} x that rate"]
+                  f"{_f(speed.get('ingest_vs_embedder'), 2)} x that rate{when}"]
     srch = speed.get("search", {})
     if "with_query_embedding" in srch:
         lines += [f"- search (k={srch['k']}, {srch['queries']} queries x {srch['repeats']}, mean "
