@@ -14,10 +14,10 @@ def test_help_and_list():
     assert result.exit_code == 0 and "niah_multikey" in result.output and "lm-infinite" in result.output
 
 
-def test_memory_method_is_refused():
+def test_memory_method_needs_the_local_model():
     result = CliRunner().invoke(longctx, ["--task", "passkey", "--method", "memory", "--out", "x",
                                           "--endpoint", "http://x", "--endpoint-model", "m"])
-    assert result.exit_code == 2 and "memory" in result.output
+    assert result.exit_code == 2 and "method memory reads with the local model" in result.output
 
 
 def test_unknown_task_is_a_usage_error(tmp_path):

@@ -44,11 +44,16 @@ class Grid:
         if self.samples < 1:
             raise InputError("samples must be >= 1")
         for m in self.methods:
-            if m == "memory":
-                raise InputError("method 'memory' (convmem's memory runner) is not available yet; "
-                                 "use full, streaming, lm-infinite, h2o or sirllm")
             if m not in METHODS:
-                raise InputError(f"unknown method {m!r}; use one of {', '.join(METHODS[:-1])}")
+                raise InputError(f"unknown method {m!r}; use one of {', '.join(METHODS)}")
+        from convmem.longctx.memory_runner import MEMORY_ARGS
+
+        unknown = set(self.policy_args.get("memory", {})) - set(MEMORY_ARGS)
+        if unknown:
+            raise InputError(f"unknown --policy-arg for memory: {', '.join(sorted(unknown))}; "
+                             f"use {', '.join(MEMORY_ARGS)}")
+        if self.endpoint and "memory" in self.methods:
+            raise InputError("method memory reads with the local model; run it without --endpoint")
         if self.endpoint and not self.endpoint_model:
             raise InputError("--endpoint needs --endpoint-model (the model name the server expects)")
 
@@ -67,6 +72,7 @@ def cells(grid: Grid):
 def run_grid(grid: Grid, out: Path, *, model=None, tokenizer=None, show_progress: bool = True,
              resume: bool = True, meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run the grid (local `model`+`tokenizer`, or the endpoint); returns every record (old ones included)."""
+    from convmem.longctx.memory_runner import run_memory
     from convmem.longctx.runners import run_local, run_openai
 
     grid.check()
@@ -97,11 +103,19 @@ def run_grid(grid: Grid, out: Path, *, model=None, tokenizer=None, show_progress
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="longctx", unit="run")
+    memory_args = dict(grid.policy_args.get("memory", {}))
     for method, task, n, depth, seed in todo:
         inst = task.generate(n, depth=depth, seed=seed, tokenizer=tokenizer)
         if grid.endpoint:
             recs = run_openai([inst], model=grid.endpoint_model, base_url=grid.endpoint, api_key=grid.api_key,
                               max_tokens=grid.max_new_tokens, show_progress=False)
+        elif method == "memory":
+            from convmem.providers.embedders import Embedder, load_embedder
+
+            if not isinstance(memory_args.get("embedder"), Embedder):  # loaded once for every cell
+                memory_args["embedder"] = load_embedder(memory_args.get("embedder"))
+            recs = run_memory([inst], model, tokenizer, **memory_args, max_new_tokens=grid.max_new_tokens,
+                              chunk_size=grid.chunk_size, chat=grid.chat, show_progress=False)
         else:
             recs = run_local([inst], model, tokenizer, _policy(method, grid.policy_args.get(method, {})),
                              max_new_tokens=grid.max_new_tokens, chunk_size=grid.chunk_size, chat=grid.chat,

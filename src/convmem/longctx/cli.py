@@ -54,7 +54,8 @@ def _corpus(path: str | None):
 @click.option("--lengths", default="2048,4096", show_default=True, help="Prompt lengths in tokens.")
 @click.option("--depths", default="0,0.5,1", show_default=True, help="Needle depths in [0, 1].")
 @click.option("--method", "methods", default="full", show_default=True,
-              help="KV method(s), comma-separated: full, streaming, lm-infinite, h2o, sirllm.")
+              help="Method(s), comma-separated: full, streaming, lm-infinite, h2o, sirllm (KV-cache policies) "
+              "or memory (convmem's memory of the haystack, read by the same model).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (results.json, report.md, PNGs).")
 @click.option("--samples", default=1, show_default=True, help="Instances per cell (seeds SEED..SEED+n-1).")
 @click.option("--seed", default=0, show_default=True)
@@ -64,7 +65,8 @@ def _corpus(path: str | None):
 @click.option("--endpoint-model", default=None, help="Model name for --endpoint.")
 @click.option("--tokenizer", "tokenizer_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="tokenizer.json for task lengths with --endpoint (default: SmolLM2's).")
-@click.option("--policy-arg", multiple=True, help="METHOD.FIELD=VALUE, e.g. streaming.window=1020 (repeatable).")
+@click.option("--policy-arg", multiple=True,
+              help="METHOD.FIELD=VALUE, e.g. streaming.window=1020 or memory.budget_tokens=1024 (repeatable).")
 @click.option("--task-arg", multiple=True, help="TASK.FIELD=VALUE, e.g. niah_multikey.n_keys=8 (repeatable).")
 @click.option("--corpus", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Filler text file (paragraphs split on blank lines); .jsonl of threads for bestanswer.")
@@ -88,7 +90,7 @@ def longctx(tasks, lengths, depths, methods, out, samples, seed, model, gguf_fil
         for name, (family, defaults) in sorted(TASKS.items()):
             args = ", ".join(f"{k}={v}" for k, v in defaults.items())
             click.echo(f"{name:24s} {family.__name__}({args})  scorer={family.scorer}")
-        click.echo("methods: " + ", ".join(METHODS[:-1]))
+        click.echo("methods: " + ", ".join(METHODS))
         return
     if not tasks or not out:
         raise click.UsageError("--task and --out are required (or use --list)")

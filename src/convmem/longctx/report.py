@@ -67,6 +67,24 @@ def summary_rows(records: list[dict[str, Any]]):
     return rows
 
 
+MEMORY_FIELDS = ("needle_in_context", "context_tokens", "turns", "sessions", "ingest_s", "retrieve_s", "read_s")
+
+
+def memory_rows(records: list[dict[str, Any]]):
+    """One row per (task, method, length) of the memory runner: score and the means of its retrieval figures."""
+    groups = defaultdict(list)
+    for r in records:
+        if "needle_in_context" in (r.get("extra") or {}):
+            groups[(r["task"], r["method"], r["n_tokens"])].append(r)
+    rows = []
+    for (task, method, n), rs in sorted(groups.items()):
+        row = {"task": task, "method": method, "n_tokens": n, "score": _mean(r["score"] for r in rs),
+               "prompt_tokens": _mean(r.get("prompt_tokens") for r in rs)}
+        row.update({k: _mean(r["extra"].get(k) for r in rs) for k in MEMORY_FIELDS})
+        rows.append(row)
+    return rows
+
+
 def write_markdown(path: Path, records: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     lines = ["# Long-context run", "", f"Command: `{meta.get('command', '')}`", ""]
     if meta.get("history"):
@@ -81,6 +99,18 @@ def write_markdown(path: Path, records: list[dict[str, Any]], meta: dict[str, An
         lines.append(f"| {r['task']} | {r['method']} | {r['n_tokens']} | {_fmt(r['score'])} | {r['n']} | "
                      f"{_fmt(r['tokens_per_s'], 0)} | {_fmt(r['kv_peak_mb'], 0)} | {_fmt(r['rss_peak_mb'], 0)} | "
                      f"{r['errors']} |")
+    memory = memory_rows(records)
+    if memory:
+        lines += ["", "## Memory runner: retrieval and reading", "",
+                  "needle in context: fraction of the references in the retrieved block (retrieval recall); "
+                  "times are means per instance.", "",
+                  "| task | method | tokens | score | needle in context | context tokens | reader prompt | turns | "
+                  "sessions | ingest s | retrieve s | read s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in memory:
+            lines.append(f"| {r['task']} | {r['method']} | {r['n_tokens']} | {_fmt(r['score'])} | "
+                         f"{_fmt(r['needle_in_context'])} | {_fmt(r['context_tokens'], 0)} | "
+                         f"{_fmt(r['prompt_tokens'], 0)} | {_fmt(r['turns'], 0)} | {_fmt(r['sessions'], 0)} | "
+                         f"{_fmt(r['ingest_s'], 2)} | {_fmt(r['retrieve_s'], 3)} | {_fmt(r['read_s'], 1)} |")
     for task in sorted({r["task"] for r in records}):
         for method in sorted({r["method"] for r in records if r["task"] == task}):
             lengths, depths, m = grid(records, task, method)

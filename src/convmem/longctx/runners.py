@@ -3,7 +3,8 @@
 - `run_openai`: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server) over httpx; pass
   `client=httpx.Client(transport=httpx.MockTransport(handler))` to run without a network.
 - `run_local`: a transformers causal LM under a KV policy (`convmem.longctx.kv`), greedy.
-- Runner (c), convmem's memory, is not here yet: it waits for the `convmem.Memory` API.
+- Runner (c), `run_memory` in `memory_runner.py`: the haystack stored in convmem's `Memory`, retrieved, read by
+  the same local model.
 
 Each runner returns `Record`s (task, method, length, depth, seed, prediction, score, timing, memory).
 """

@@ -47,6 +47,7 @@ class TaskInstance:
     target_token: int | None = None
     exact_depth: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+    context_span: tuple[int, int] | None = None  # characters of `prompt` between instruction and question
 
     def score(self, prediction: str) -> float:
         from convmem.longctx.scoring import score
@@ -64,6 +65,24 @@ class TaskInstance:
         if self.answer_prefix and self.prompt.endswith(self.answer_prefix):
             return self.prompt[: -len(self.answer_prefix)].rstrip()
         return self.prompt
+
+    @property
+    def context(self) -> str:
+        """The haystack: what lies between the instruction and the question (the whole prompt if unknown)."""
+        a, b = self.context_span or (0, len(self.prompt))
+        return self.prompt[a:b]
+
+    @property
+    def instruction(self) -> str:
+        return self.prompt[: self.context_span[0]] if self.context_span else ""
+
+    @property
+    def question(self) -> str:
+        """The question after the context, without the answer prefix."""
+        text = self.prompt[self.context_span[1] :] if self.context_span else ""
+        if self.answer_prefix and text.endswith(self.answer_prefix):
+            text = text[: -len(self.answer_prefix)]
+        return text.strip()
 
 
 @dataclass
@@ -140,6 +159,7 @@ class Task(ABC):
             target_token=target,
             exact_depth=exact,
             meta=draft.meta,
+            context_span=(len(draft.prefix), len(text) - len(draft.suffix)),
         )
 
 
