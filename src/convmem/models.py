@@ -170,13 +170,70 @@ class Citation:
 
 @dataclass(slots=True)
 class Context:
-    """A block of text for an LLM, never over `budget_tokens` as counted by `tokenizer`."""
+    """A block of text for an LLM, never over `budget_tokens` as counted by `tokenizer`.
+
+    `instructions`: the user's standing instructions selected for this request (`Instruction.to_dict()` plus
+    `reason`), rendered as the block's first section.
+    """
 
     text: str
     citations: list[Citation]
     tokens: int
     budget_tokens: int
     tokenizer: str
+    instructions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class Fact:
+    """One statement about a subject's attribute, valid from `valid_from` until `valid_until` (None: still valid).
+
+    Extracted from the turn `turn_id` of session `session_id` by `extractor` ("rules" or "llm"); `evidence` is the
+    sentence it came from. The store keeps every statement; validity intervals are derived from them in time order
+    (`convmem.extract.timeline`), so a newer value closes the older one and nothing is ever overwritten.
+    """
+
+    subject: str
+    attribute: str
+    value: str
+    valid_from: datetime
+    session_id: str
+    turn_id: str
+    extractor: str = "rules"
+    valid_until: datetime | None = None
+    evidence: str = ""
+    position: int = 0  # the turn's position in its session (orders statements of one session)
+    seq: int = 0  # the statement's number within its turn
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "attribute": self.attribute, "value": self.value,
+                "valid_from": self.valid_from.isoformat(),
+                "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+                "session_id": self.session_id, "turn_id": self.turn_id, "extractor": self.extractor,
+                "evidence": self.evidence}
+
+
+@dataclass(slots=True)
+class Instruction:
+    """A standing instruction or preference of a user, applied to later requests (NLSI).
+
+    `source` is "api" (set with `Memory.add_instruction`) or "turn" (recognised in the user turn `turn_id` of
+    session `session_id`, and forgotten with it). `always_on` ones are applied to every request.
+    """
+
+    instruction_id: str
+    text: str
+    kind: str
+    always_on: bool
+    source: str
+    created_at: datetime
+    session_id: str | None = None
+    turn_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instruction_id": self.instruction_id, "text": self.text, "kind": self.kind,
+                "always_on": self.always_on, "source": self.source, "created_at": self.created_at.isoformat(),
+                "session_id": self.session_id, "turn_id": self.turn_id}

@@ -1,0 +1,123 @@
+"""Precision/recall of standing-instruction selection on a labelled set (`convmem bench instructions`).
+
+The set (default: the shipped `convmem/data/instructions_eval.jsonl`, written for convmem) has lines of three
+types: "about"; "user" (a user id and its instructions, each with an id and text); "request" (id, split dev|test,
+user, request text, and the ids of the instructions a correct assistant must apply). Every user's instructions
+are set through `Memory.add_instruction` in a throwaway SQLite store, and each request goes through
+`Memory.applicable_instructions`, the path `Memory.context` uses. Scores are micro-averaged over (request,
+instruction) pairs. A second rule is measured beside the default: allergies treated as topical, not always on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from importlib import resources
+from typing import Any
+
+from convmem.errors import FormatError
+
+
+def load_set(path: str | None = None) -> tuple[dict[str, list[dict]], list[dict]]:
+    text = open(path, encoding="utf-8").read() if path else \
+        resources.files("convmem").joinpath("data/instructions_eval.jsonl").read_text(encoding="utf-8")
+    source = path or "instructions_eval.jsonl"
+    users: dict[str, list[dict]] = {}
+    requests: list[dict] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"not JSON: {exc.msg}", source=source, item=f"line {n}") from exc
+        kind = row.get("type") if isinstance(row, dict) else None
+        if kind == "user":
+            users[str(row["user"])] = row["instructions"]
+        elif kind == "request":
+            for key in ("id", "user", "request", "expected"):
+                if key not in row:
+                    raise FormatError(f"a request needs {key!r}", source=source, item=f"line {n}")
+            requests.append(row)
+        elif kind != "about":
+            raise FormatError("type must be about, user or request", source=source, item=f"line {n}")
+    for r in requests:
+        if r["user"] not in users:
+            raise FormatError(f"request {r['id']} names unknown user {r['user']!r}", source=source)
+    return users, requests
+
+
+def _scores(pairs: list[tuple[set[str], set[str]]]) -> dict[str, Any]:
+    tp = sum(len(got & exp) for got, exp in pairs)
+    fp = sum(len(got - exp) for got, exp in pairs)
+    fn = sum(len(exp - got) for got, exp in pairs)
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    return {"requests": len(pairs), "tp": tp, "fp": fp, "fn": fn, "precision": round(p, 4), "recall": round(r, 4),
+            "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+            "exact": round(sum(got == exp for got, exp in pairs) / len(pairs), 4) if pairs else 0.0}
+
+
+def run(out_dir: str, *, data: str | None = None, threshold: float | None = None,
+        embedder: str = "minilm") -> dict[str, Any]:
+    from convmem.api import Memory
+
+    users, requests = load_set(data)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, Memory(os.path.join(tmp, "eval.db"), embedder=embedder) as mem:
+        if threshold is not None:
+            mem.instruction_threshold = threshold
+        ids: dict[str, dict[str, str]] = {}
+        for user, items in users.items():
+            ids[user] = {mem.add_instruction(user, i["text"]).instruction_id: i["id"] for i in items}
+        rules = {
+            "default (allergy, language, format, address always on)":
+                lambda user, q: mem.applicable_instructions(user, q),
+            "variant: allergies topical":
+                lambda user, q: mem._select([dataclasses.replace(i, always_on=i.always_on and i.kind != "allergy")
+                                             for i in mem.instructions(user)], q, None),
+        }
+        out_rules = []
+        for name, pick in rules.items():
+            rows = []
+            for r in requests:
+                chosen = pick(r["user"], r["request"])
+                got = {ids[r["user"]][s.instruction.instruction_id] for s in chosen}
+                rows.append({"id": r["id"], "split": r.get("split", "all"), "request": r["request"],
+                             "expected": sorted(r["expected"]), "selected": sorted(got),
+                             "reasons": {ids[r["user"]][s.instruction.instruction_id]: s.reason for s in chosen}})
+            splits = {"all": _scores([(set(x["selected"]), set(x["expected"])) for x in rows])}
+            for split in sorted({x["split"] for x in rows}):
+                splits[split] = _scores([(set(x["selected"]), set(x["expected"])) for x in rows if x["split"] == split])
+            out_rules.append({"rule": name, "splits": splits, "requests": rows})
+        threshold_used = mem.instruction_threshold
+    results = {"data": data or "convmem/data/instructions_eval.jsonl", "users": len(users),
+               "instructions": sum(len(v) for v in users.values()), "requests": len(requests),
+               "threshold": threshold_used, "embedder": embedder, "seconds": round(time.perf_counter() - start, 2),
+               "rules": out_rules}
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2, ensure_ascii=False)
+    with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
+        f.write(report(results))
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [f"# Standing-instruction selection ({results['requests']} requests, {results['users']} users, "
+             f"{results['instructions']} instructions; MiniLM threshold {results['threshold']})", "",
+             "| rule | split | requests | precision | recall | F1 | exact set |", "|---|---|---|---|---|---|---|"]
+    for rule in results["rules"]:
+        for split, s in rule["splits"].items():
+            lines.append(f"| {rule['rule']} | {split} | {s['requests']} | {s['precision']:.3f} | {s['recall']:.3f} "
+                         f"| {s['f1']:.3f} | {s['exact']:.3f} |")
+    lines += ["", "## Errors of the default rule", ""]
+    for row in results["rules"][0]["requests"]:
+        extra, missed = sorted(set(row["selected"]) - set(row["expected"])), sorted(set(row["expected"]) -
+                                                                                       set(row["selected"]))
+        if extra or missed:
+            lines.append(f"- {row['id']} ({row['split']}) {row['request']!r}: extra {extra}, missed {missed}")
+    return "\n".join(lines) + "\n"
