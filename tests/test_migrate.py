@@ -69,7 +69,8 @@ def test_round_trip_sqlite_postgres_sqlite(tmp_path, store_location):
     there = migrate(source, store_location)
     assert there.verified and [t.tenant for t in there.tenants] == ["acme", "globex", "vectors-only"]
     acme = there.tenants[0]
-    assert acme.source_counts == {"users": 4, "sessions": 12, "turns": 21, "embeddings": 14}
+    assert acme.source_counts == {"users": 4, "sessions": 12, "turns": 21, "embeddings": 14, "facts": 0,
+                                  "instructions": 0}
     assert (acme.sessions_copied, acme.sessions_skipped, acme.users_added) == (12, 0, 1)
     assert acme.embeddings_copied == 14
     returned = migrate(store_location, back)

@@ -12,7 +12,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from convmem.context.assemble import assemble
+from convmem.context.instructions import render_instructions
 from convmem.errors import InputError
+from convmem.extract.memory import FactsAndInstructions
 from convmem.index.user_index import IndexCache, UserIndex, embed_missing
 from convmem.ingest import parse_sessions, read_data
 from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id, check_storable, parse_time
@@ -80,8 +82,12 @@ def _coerce_session(session: Session | dict[str, Any]) -> Session:
     return parse_sessions(session, "convmem", source="<session>")[0]
 
 
-class Memory:
+class Memory(FactsAndInstructions):
     """Long-term memory for conversations, in one SQLite file or a PostgreSQL database.
+
+    Facts that change over time (`facts`, `fact_timeline`, `contradictions`) and standing instructions
+    (`add_instruction`, `instructions`, `applicable_instructions`, `remove_instruction`) are extracted at import
+    by rules, or facts by `chat_model` with `facts_extractor="llm"` (see docs/memory.md).
 
     >>> mem = Memory("memory.db")
     >>> mem.add_session({"user": "ana", "session_id": "s1", "started_at": "2024-05-08T10:00:00Z",
@@ -91,7 +97,9 @@ class Memory:
 
     def __init__(self, path_or_url: str | os.PathLike[str] | None = None, *, embedder: Embedder | str | None = None,
                  tenant: str = DEFAULT_TENANT, retriever: str | RetrievalConfig = "convmem",
-                 token_counter: TokenCounter | None = None, store: Store | None = None):
+                 token_counter: TokenCounter | None = None, store: Store | None = None,
+                 facts_extractor: str = "rules", chat_model: Any = None):
+        self._init_understanding(facts_extractor, chat_model)
         self.store: Store = store or open_store(os.fspath(path_or_url) if path_or_url else default_db_path())
         self.tenant = check_id(tenant, "tenant")
         self.retriever = get_retriever(retriever)
@@ -150,7 +158,8 @@ class Memory:
         def flush() -> None:
             texts: dict[str, str] = {}
             for s in chunk:
-                outcome = self.store.add_session(self.tenant, s)
+                outcome = self.store.add_session(self.tenant, s, self._derive(s))
+                self._after_write(s, outcome)
                 if embed:
                     # unchanged sessions too: an import killed after writing but before embedding is completed
                     # by running it again (only vectors missing from the cache are computed)
@@ -213,7 +222,12 @@ class Memory:
             t.timestamp = parse_time(t.timestamp, what=f"turn {i} timestamp") if t.timestamp else None
             parsed.append(t)
         start = parse_time(started_at, what="started_at") if started_at else datetime.now(timezone.utc)
-        return self.store.add_turns(self.tenant, user, session, parsed, start)
+        added = self.store.add_turns(self.tenant, user, session, parsed, start)
+        if any(t.timestamp is None for t in parsed):  # they take the session's start, which may be older
+            start = next((parse_time(r["started_at"]) for r in self.store.sessions(self.tenant, user, limit=10**6)
+                          if r["session_id"] == session), start)
+        self._derive_turns(user, session, parsed, start)
+        return added
 
     def import_file(self, path: str | os.PathLike[str], *, format: str = "convmem", user: str | None = None,
                     progress: Callable[[int], None] | None = None, embed: bool = True) -> ImportReport:
@@ -268,7 +282,10 @@ class Memory:
     def context(self, query: str, *, user: str, budget_tokens: int = 2000, since: datetime | str | None = None,
                 until: datetime | str | None = None, speakers: Sequence[str] | None = None,
                 query_vector: np.ndarray | None = None, now: datetime | str | None = None) -> Context:
-        """A dated, cited block of the most relevant memories, never over `budget_tokens`."""
+        """A dated, cited block of the most relevant memories, never over `budget_tokens`.
+
+        The user's standing instructions that apply to `query` come first, in their own section (at most half
+        the budget); the memories fill the rest."""
         if not isinstance(budget_tokens, int) or isinstance(budget_tokens, bool) or budget_tokens < 1:
             raise InputError("budget_tokens must be a positive integer")
         speakers = _names(speakers, "speakers")
@@ -276,8 +293,24 @@ class Memory:
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers)
         order = [int(i) for i in np.argsort(-np.where(mask, scores, -np.inf), kind="stable") if mask[i]]
-        return assemble(index, order, query=query, budget_tokens=budget_tokens, counter=self.token_counter,
-                        max_turn_tokens=self.retriever.context_turn_tokens)
+        chosen = [s.to_dict() for s in self._select(self.instructions(user), query, query_vector)]
+        section = render_instructions(chosen)
+        while chosen and self.token_counter.count(section) > budget_tokens // 2:
+            chosen.pop()  # least applicable first
+            section = render_instructions(chosen)
+        spent = self.token_counter.count(section + "\n\n") if section else 0
+        while True:
+            ctx = assemble(index, order, query=query, budget_tokens=max(budget_tokens - spent, 1),
+                           counter=self.token_counter, max_turn_tokens=self.retriever.context_turn_tokens)
+            if not section:
+                return ctx
+            text = f"{section}\n\n{ctx.text}" if ctx.text else section
+            tokens = self.token_counter.count(text)
+            if tokens <= budget_tokens or not ctx.text:
+                break
+            spent += tokens - budget_tokens  # counts of joined text can differ by a token from their sum
+        ctx.text, ctx.tokens, ctx.instructions, ctx.budget_tokens = text, tokens, chosen, budget_tokens
+        return ctx
 
     def sessions(self, *, user: str, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
         limit, offset = _window(limit, offset)

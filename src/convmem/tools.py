@@ -1,4 +1,5 @@
-"""Memory as tools: OpenAI function-calling schemas for remember / search / context, and one dispatcher.
+"""Memory as tools: OpenAI function-calling schemas for remember / search / context / facts / instructions, and one
+dispatcher.
 
 Any agent framework that speaks OpenAI "tools" can read and write memory the way it calls any other function:
 
@@ -14,7 +15,7 @@ Any agent framework that speaks OpenAI "tools" can read and write memory the way
 The application binds the user (`call_tool(..., user="ana")`), so a model can never reach another user's memory;
 `tool_schemas(with_user=True)` adds a `user` parameter for trusted callers instead. `forget` is left out of `TOOLS`
 (a model should not erase memory on its own); `tool_schemas(include_forget=True)` adds it. The MCP server
-(`convmem mcp`) serves the same four tools through this dispatcher.
+(`convmem mcp`) serves the same tools through this dispatcher.
 """
 
 from __future__ import annotations
@@ -68,6 +69,27 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
                                   "description": "Token budget of the block (default 1000)."},
             },
             "required": ["query"],
+        },
+    },
+    "facts": {
+        "description": "Facts about the user (and people they talk about) as valid now or at a date: where they "
+                       "live, work, what they started or stopped, ... each with when it became true and its turn id.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "at": {"type": "string", "description": "ISO-8601 date or date-time (default: now)."},
+                "subject": {"type": "string", "description": "Only facts about this speaker."},
+            },
+            "required": [],
+        },
+    },
+    "instructions": {
+        "description": "The user's standing instructions and preferences (allergies, diet, language, format, ...); "
+                       "with `query`, only those that apply to that request.",
+        "parameters": {
+            "type": "object",
+            "properties": {"query": {"type": "string", "description": "The request to select instructions for."}},
+            "required": [],
         },
     },
     "forget": {
@@ -165,6 +187,14 @@ def call_tool(memory: Any, name: str, arguments: Any = None, *, user: str | None
         ctx = memory.context(_get(args, "query", str, required=True), user=who,
                              budget_tokens=_get(args, "budget_tokens", int, 1000))
         return {"text": ctx.text, "tokens": ctx.tokens, "citations": [c.turn_id for c in ctx.citations]}
+    if name == "facts":
+        facts = memory.facts(who, at=_get(args, "at", str), subject=_get(args, "subject", str))
+        return {"facts": [f.to_dict() for f in facts]}
+    if name == "instructions":
+        query = _get(args, "query", str)
+        rows = [s.to_dict() for s in memory.applicable_instructions(who, query)] if query is not None else \
+            [i.to_dict() for i in memory.instructions(who)]
+        return {"instructions": rows}
     removed = memory.forget(user=who, session=_get(args, "session", (str, int)))
     return {"removed_turns": removed}
 

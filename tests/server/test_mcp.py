@@ -11,7 +11,7 @@ from convmem.cli import main as cli_main
 from server_helpers import SESSION_A, ServerThread
 
 mcp = pytest.importorskip("mcp")
-TOOLS = {"remember", "search", "context", "forget"}
+TOOLS = {"remember", "search", "context", "facts", "instructions", "forget"}
 
 
 def mcp_command(db: str) -> list[str]:

@@ -117,7 +117,7 @@ def test_local_transformers_generates_and_streams(local_llm):
 
 def test_memory_tools_schema_and_dispatch(memory):
     names = [t["function"]["name"] for t in TOOLS]
-    assert names == ["remember", "search", "context"]
+    assert names == ["remember", "search", "context", "facts", "instructions"]
     for tool in tool_schemas(with_user=True, include_forget=True):
         params = tool["function"]["parameters"]
         assert tool["type"] == "function" and params["type"] == "object" and "user" in params["required"]

@@ -115,3 +115,14 @@ def test_unreachable_upstream_is_502_and_nothing_is_stored(memory):
                                                           "messages": [{"role": "user", "content": "hi"}]})
             assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error", r.text
     assert memory.sessions(user="ana") == []
+
+
+def test_standing_instructions_reach_the_upstream_outside_the_memory_block(proxy):
+    base_url, key, recorder, mem = proxy
+    ins = mem.add_instruction("ana", "Always answer in Portuguese.")
+    client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=120)
+    client.chat.completions.create(model="smollm2", user="ana", max_tokens=4, temperature=0,
+                                   messages=[{"role": "user", "content": "Where does my sister Lena get married?"}])
+    system = recorder.calls[-1][0]["content"]
+    assert ins.instruction_id in system and "Always answer in Portuguese." in system
+    assert system.index(ins.instruction_id) < system.index(MEMORY_START)  # an instruction, not quoted data

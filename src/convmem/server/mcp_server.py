@@ -1,4 +1,5 @@
-"""The MCP server (official `mcp` SDK): tools `remember`, `search`, `context`, `forget` over stdio or streamable HTTP.
+"""The MCP server (official `mcp` SDK): tools `remember`, `search`, `context`, `facts`, `instructions`, `forget` over
+stdio or streamable HTTP.
 
 The tools are `convmem.tools.call_tool` with the user as an explicit argument: an MCP client (an agent, a desktop
 app) acts for the person running it, so it names the user. Over stdio the tenant is the one given at start
@@ -27,7 +28,7 @@ def _bearer(headers: Any) -> str | None:
 
 
 def create_mcp_server(memory: Memory, *, keys: KeyStore | None = None) -> Any:
-    """An `mcp.server.mcpserver.MCPServer` with the four memory tools."""
+    """An `mcp.server.mcpserver.MCPServer` with the memory tools."""
     require("mcp", "server", "the MCP server")
     from mcp.server.mcpserver import Context, MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
@@ -67,6 +68,16 @@ def create_mcp_server(memory: Memory, *, keys: KeyStore | None = None) -> Any:
                              "a token budget; read it before answering.")
     def context(user: str, query: str, ctx: Context, budget_tokens: int = 1000) -> dict[str, Any]:
         return run(ctx, "context", user, query=query, budget_tokens=budget_tokens)
+
+    @server.tool(description="Facts about a user (and the people they talk about) valid now or at `at` (ISO-8601 "
+                             "date or date-time): where they live, work, what they started or stopped, ...")
+    def facts(user: str, ctx: Context, at: str | None = None, subject: str | None = None) -> dict[str, Any]:
+        return run(ctx, "facts", user, at=at, subject=subject)
+
+    @server.tool(description="A user's standing instructions and preferences (allergies, diet, language, format); "
+                             "with `query`, only those that apply to that request. Follow them when answering.")
+    def instructions(user: str, ctx: Context, query: str | None = None) -> dict[str, Any]:
+        return run(ctx, "instructions", user, query=query)
 
     @server.tool(description="Erase a user's stored memory, or only one session of it. Cannot be undone.")
     def forget(user: str, ctx: Context, session: str | None = None) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 For each request:
 1. the user is the body's `user` field or the `X-Convmem-User` header (400 without one);
-2. memory for the latest user message comes from `Memory.context` (dated, cited, quoted as data);
-3. if anything matched, the block is added between clear markers to the first system message (or as a new one in
-   front), so templates that allow one system message still work;
+2. memory for the latest user message comes from `Memory.context` (dated, cited, quoted as data), with the user's
+   standing instructions that apply to it;
+3. the instructions (as instructions to follow) and, if anything matched, the memory block (between clear markers,
+   as data) are added to the first system message (or a new one in front), so templates that allow one system
+   message still work;
 4. the request goes to the upstream (`--upstream URL`, or an in-process `--local-model`) and its answer comes back
    unchanged (a stream stays a stream);
 5. the exchange (latest user message + the answer) is stored with `Memory.add_turns` in the session named by the
@@ -24,6 +26,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from convmem.api import Memory
+from convmem.context.instructions import render_instructions
 from convmem.models import check_id
 from convmem.providers.chat import message_text
 from convmem.server.app import ServerState, tenant_memory
@@ -101,9 +104,14 @@ def install_proxy(app: FastAPI) -> None:
         cited = 0
         if question.strip():
             ctx = mem.context(question, user=user, budget_tokens=state.memory_budget_tokens)
+            section = render_instructions(ctx.instructions)
+            memory_text = ctx.text[len(section):].lstrip("\n") if section else ctx.text
+            parts = [section] if section else []
             if ctx.citations:
                 cited = len(ctx.citations)
-                payload["messages"] = with_memory(payload["messages"], memory_block(ctx.text, asked_at))
+                parts.append(memory_block(memory_text, asked_at))
+            if parts:
+                payload["messages"] = with_memory(payload["messages"], "\n\n".join(parts))
         if state.upstream_model:
             payload["model"] = state.upstream_model
         headers = {"X-Convmem-User": user, "X-Convmem-Session": session, "X-Convmem-Memory-Turns": str(cited)}

@@ -7,6 +7,12 @@
     GET    /v1/users                             Memory.users          (?limit=&offset=)
     GET    /v1/users/{user}/sessions             Memory.sessions       (?limit=&offset=)
     GET    /v1/stats                             Memory.stats
+    GET    /v1/users/{user}/facts                Memory.facts          (?at=&subject=)
+    GET    /v1/users/{user}/facts/timeline       Memory.fact_timeline  (?subject=)
+    GET    /v1/users/{user}/facts/contradictions Memory.contradictions (?subject=)
+    GET    /v1/users/{user}/instructions         Memory.instructions, or applicable_instructions (?query=)
+    POST   /v1/users/{user}/instructions         Memory.add_instruction
+    DELETE /v1/users/{user}/instructions/{id}    Memory.remove_instruction
     DELETE /v1/users/{user}                      Memory.forget
     DELETE /v1/users/{user}/sessions/{session}   Memory.forget(session=)
 
@@ -27,6 +33,11 @@ from convmem.server.schemas import (
     AddSessionOut,
     ContextIn,
     ContextOut,
+    ContradictionsOut,
+    FactsOut,
+    InstructionIn,
+    InstructionOut,
+    InstructionsOut,
     ForgetOut,
     ImportIn,
     ImportOut,
@@ -97,6 +108,46 @@ def install_routes(app: FastAPI) -> None:
     @app.get("/v1/stats", response_model=StatsOut, tags=["memory"], summary="Counts for the tenant (Memory.stats)")
     def stats(mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
         return {k: v for k, v in mem.stats().items() if k not in _PRIVATE_STATS}
+
+    @app.get("/v1/users/{user}/facts", response_model=FactsOut, tags=["facts"],
+             summary="Facts valid now, or at `at` (Memory.facts)")
+    def facts(user: str = Path(max_length=256), at: str | None = Query(None, max_length=64),
+              subject: str | None = Query(None, max_length=256), mem: Memory = Depends(tenant_memory)) -> dict:
+        return {"user": user, "facts": [f.to_dict() for f in mem.facts(user, at=at, subject=subject)]}
+
+    @app.get("/v1/users/{user}/facts/timeline", response_model=FactsOut, tags=["facts"],
+             summary="Every fact record, closed and open (Memory.fact_timeline)")
+    def fact_timeline(user: str = Path(max_length=256), subject: str | None = Query(None, max_length=256),
+                      mem: Memory = Depends(tenant_memory)) -> dict:
+        return {"user": user, "facts": [f.to_dict() for f in mem.fact_timeline(user, subject=subject)]}
+
+    @app.get("/v1/users/{user}/facts/contradictions", response_model=ContradictionsOut, tags=["facts"],
+             summary="Attributes that changed, flagging same-session or same-day changes (Memory.contradictions)")
+    def contradictions(user: str = Path(max_length=256), subject: str | None = Query(None, max_length=256),
+                       mem: Memory = Depends(tenant_memory)) -> dict:
+        return {"user": user, "contradictions": mem.contradictions(user, subject=subject)}
+
+    @app.get("/v1/users/{user}/instructions", response_model=InstructionsOut, tags=["instructions"],
+             summary="Standing instructions (Memory.instructions), or those applying to `query` "
+                     "(Memory.applicable_instructions)")
+    def instructions(user: str = Path(max_length=256), query: str | None = Query(None, max_length=10_000),
+                     mem: Memory = Depends(tenant_memory)) -> dict:
+        rows = [s.to_dict() for s in mem.applicable_instructions(user, query)] if query is not None else \
+            [i.to_dict() for i in mem.instructions(user)]
+        return {"user": user, "instructions": rows}
+
+    @app.post("/v1/users/{user}/instructions", response_model=InstructionOut, tags=["instructions"],
+              summary="Set a standing instruction (Memory.add_instruction); idempotent per text")
+    def add_instruction(body: InstructionIn, user: str = Path(max_length=256),
+                        mem: Memory = Depends(tenant_memory)) -> dict:
+        return mem.add_instruction(user, body.text, kind=body.kind).to_dict()
+
+    @app.delete("/v1/users/{user}/instructions/{instruction_id}", tags=["instructions"],
+                summary="Remove a standing instruction (Memory.remove_instruction)")
+    def remove_instruction(user: str = Path(max_length=256), instruction_id: str = Path(max_length=256),
+                           mem: Memory = Depends(tenant_memory)) -> dict:
+        mem.remove_instruction(user, instruction_id)
+        return {"user": user, "instruction_id": instruction_id, "removed": True}
 
     @app.delete("/v1/users/{user}", response_model=ForgetOut, tags=["memory"],
                 summary="Remove a user's whole memory (Memory.forget)")

@@ -112,12 +112,68 @@ class CitationOut(BaseModel):
     timestamp: str
 
 
+class InstructionOut(BaseModel):
+    instruction_id: str
+    text: str
+    kind: str
+    always_on: bool
+    source: Literal["api", "turn"]
+    created_at: str
+    session_id: str | None = None
+    turn_id: str | None = None
+    score: float | None = Field(None, description="Only for instructions selected for a request.")
+    reason: str | None = Field(None, description="Why it applies (only for instructions selected for a request).")
+
+
 class ContextOut(BaseModel):
     text: str
     citations: list[CitationOut]
     tokens: int
     budget_tokens: int
     tokenizer: str
+    instructions: list[InstructionOut] = Field([], description="Standing instructions selected for the query "
+                                                               "(the first section of `text`).")
+
+
+class FactOut(BaseModel):
+    subject: str
+    attribute: str
+    value: str
+    valid_from: str
+    valid_until: str | None
+    session_id: str
+    turn_id: str
+    extractor: Literal["rules", "llm"]
+    evidence: str
+
+
+class FactsOut(BaseModel):
+    user: str
+    facts: list[FactOut]
+
+
+class ContradictionOut(BaseModel):
+    subject: str
+    attribute: str
+    changes: list[FactOut]
+    conflicts: list[dict[str, Any]]
+    conflicting: bool
+
+
+class ContradictionsOut(BaseModel):
+    user: str
+    contradictions: list[ContradictionOut]
+
+
+class InstructionIn(Strict):
+    text: str = Field(description="One standing instruction, e.g. 'Always answer in French.'")
+    kind: Literal["allergy", "diet", "language", "format", "address", "units", "general"] | None = Field(
+        None, description="Default: classified from the text.")
+
+
+class InstructionsOut(BaseModel):
+    user: str
+    instructions: list[InstructionOut]
 
 
 class SessionInfo(BaseModel):

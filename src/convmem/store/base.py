@@ -13,7 +13,10 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from convmem.models import Session, Turn
+from convmem.models import Fact, Instruction, Session, Turn
+
+#: what is extracted from a session and written with it: (fact statements, recognised instructions)
+Derived = tuple[Sequence[Fact], Sequence[Instruction]]
 
 
 def text_hash(text: str) -> str:
@@ -114,8 +117,11 @@ class Store(Protocol):
 
     location: str
 
-    def add_session(self, tenant: str, session: Session) -> str:
-        """Write a session; returns 'added', 'unchanged' (same id and content) or 'replaced'."""
+    def add_session(self, tenant: str, session: Session, derived_rows: Derived | None = None) -> str:
+        """Write a session; returns 'added', 'unchanged' (same id and content) or 'replaced'.
+
+        When it is written, in the same transaction, the facts and recognised instructions of the session it
+        replaces are deleted and `derived_rows` (what was extracted from it) are written."""
 
     def add_turns(self, tenant: str, user: str, session_id: str, turns: Sequence[Turn], started_at: datetime) -> int:
         """Append turns to a session (created if missing); returns how many were new."""
@@ -137,6 +143,25 @@ class Store(Protocol):
         """Remove a user's memory (or one session) and everything derived from it; returns turns removed."""
 
     def get_embeddings(self, tenant: str, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]: ...
+
+    # -- facts and standing instructions ------------------------------------------------------------------------
+    def put_derived(self, tenant: str, user: str, facts: Sequence[Fact], instructions: Sequence[Instruction], *,
+                    replace_session: str | None = None, facts_only: bool = False) -> int:
+        """Add fact statements and instructions (rows already stored are kept; the user is created if needed).
+        With `replace_session`, that session's facts (and, unless `facts_only`, its recognised instructions) are
+        deleted first, in the same transaction; nothing is written if that session no longer exists.
+        Returns rows written."""
+
+    def facts(self, tenant: str, user: str) -> list[Fact]:
+        """Every stored fact statement of a user, in time order (valid_until is not set: see extract.timeline)."""
+
+    def instructions(self, tenant: str, user: str) -> list[Instruction]:
+        """A user's standing instructions, oldest first."""
+
+    def remove_instruction(self, tenant: str, user: str, instruction_id: str) -> bool: ...
+
+    def iter_derived(self, tenant: str) -> Iterator[tuple[str, list[Fact], list[Instruction]]]:
+        """(user, facts, instructions) for every user of a tenant holding any, by user (for `convmem migrate`)."""
 
     def put_embeddings(self, tenant: str, model: str, vectors: dict[str, np.ndarray]) -> None: ...
 

@@ -4,10 +4,12 @@
     assert report.verified
 
 Tenant by tenant: sessions with their turns (each session atomically, through the target's `add_session`), then
-users left without sessions, then cached embeddings. Resumable: a session already in the target with the same
+users left without sessions, then facts and standing instructions (as stored, whichever extractor made them),
+then cached embeddings. Resumable: a session already in the target with the same
 content is skipped (`add_session` answers 'unchanged'), embeddings already there are not written again, so an
 interrupted copy is finished by running the same command again. Verified at the end, per tenant, by the counts of
-`stats()` and by one content hash over users, sessions (with `session_hash`) and vectors, computed on each side.
+`stats()` and by one content hash over users, sessions (with `session_hash`), facts, instructions and vectors,
+computed on each side.
 
 Revisions are not copied (they are cache keys, not data): indexes on the target are built fresh.
 """
@@ -22,11 +24,11 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from convmem.errors import InputError
-from convmem.models import Session
+from convmem.models import Fact, Instruction, Session
 from convmem.store import Store, open_store
 from convmem.store.base import session_hash
 
-COUNTED = ("users", "sessions", "turns", "embeddings")
+COUNTED = ("users", "sessions", "turns", "embeddings", "facts", "instructions")
 
 
 class TenantDigest:
@@ -34,6 +36,7 @@ class TenantDigest:
 
     def __init__(self) -> None:
         self._users, self._sessions, self._vectors = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
+        self._derived = hashlib.sha256()
 
     def add_users(self, users: Iterable[str]) -> None:
         for user in users:
@@ -43,6 +46,12 @@ class TenantDigest:
         line = f"{session.user}\0{session.session_id}\0{session_hash(session)}\n"
         self._sessions.update(line.encode("utf-8", "surrogatepass"))
 
+    def add_derived(self, user: str, facts: list[Fact], instructions: list[Instruction]) -> None:
+        for record in [f.to_dict() | {"position": f.position, "seq": f.seq} for f in facts] + \
+                [i.to_dict() for i in instructions]:
+            line = user + "\0" + "\0".join(f"{k}={v}" for k, v in sorted(record.items())) + "\n"
+            self._derived.update(line.encode("utf-8", "surrogatepass"))
+
     def add_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         for h in sorted(vectors):
             self._vectors.update(f"{model}\0{h}\0".encode())
@@ -50,7 +59,7 @@ class TenantDigest:
 
     def hexdigest(self) -> str:
         return hashlib.sha256(
-            b"".join(d.digest() for d in (self._users, self._sessions, self._vectors))
+            b"".join(d.digest() for d in (self._users, self._sessions, self._derived, self._vectors))
         ).hexdigest()
 
 
@@ -69,6 +78,8 @@ def tenant_digest(store: Store, tenant: str) -> str:
     digest.add_users(all_users(store, tenant))
     for session in store.iter_sessions(tenant):
         digest.add_session(session)
+    for user, facts, instructions in store.iter_derived(tenant):
+        digest.add_derived(user, facts, instructions)
     for model, vectors in store.iter_embeddings(tenant):
         digest.add_vectors(model, vectors)
     return digest.hexdigest()
@@ -81,6 +92,7 @@ class TenantReport:
     sessions_skipped: int = 0
     turns_copied: int = 0
     users_added: int = 0
+    derived_copied: int = 0
     embeddings_copied: int = 0
     embeddings_skipped: int = 0
     source_counts: dict[str, int] = field(default_factory=dict)
@@ -108,8 +120,8 @@ class MigrationReport:
         return all(t.verified for t in self.tenants)
 
     def totals(self) -> dict[str, int]:
-        keys = ("sessions_copied", "sessions_skipped", "turns_copied", "users_added", "embeddings_copied",
-                "embeddings_skipped")
+        keys = ("sessions_copied", "sessions_skipped", "turns_copied", "users_added", "derived_copied",
+                "embeddings_copied", "embeddings_skipped")
         return {k: sum(getattr(t, k) for t in self.tenants) for k in keys}
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,6 +185,9 @@ def _copy_tenant(src: Store, dst: Store, tenant: str, progress: Callable[[int], 
     for user in users:
         if user not in have:
             rep.users_added += dst.add_user(tenant, user)
+    for user, facts, instructions in src.iter_derived(tenant):  # after sessions: a replaced session clears its own
+        digest.add_derived(user, facts, instructions)
+        rep.derived_copied += dst.put_derived(tenant, user, facts, instructions)
     # embeddings last: replacing a session on the target drops the target's orphan vectors
     for model, vectors in src.iter_embeddings(tenant):
         digest.add_vectors(model, vectors)

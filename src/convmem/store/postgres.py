@@ -30,9 +30,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 import numpy as np
 
 from convmem.errors import ConfigError, InputError, StoreError, require
-from convmem.models import Session, Turn
+from convmem.models import Fact, Instruction, Session, Turn
+from convmem.store import derived
 from convmem.store.base import (
-    TurnRow, group_by_model, restore_sessions, revision_clock, session_hash, session_summary, text_hash,
+    Derived, TurnRow, group_by_model, restore_sessions, revision_clock, session_hash, session_summary, text_hash,
 )
 
 T = TypeVar("T")
@@ -85,7 +86,32 @@ def m002_tenant_fence(cur: Any) -> None:
         cur.execute(f"CREATE POLICY tenant_fence ON convmem.{table} USING ({_FENCE}) WITH CHECK ({_FENCE})")
 
 
-MIGRATIONS = [m001_initial, m002_tenant_fence]
+def m003_facts_instructions(cur: Any) -> None:
+    """Fact statements and standing instructions (issue 9), keyed and fenced like the other tables."""
+    for statement in (
+        """CREATE TABLE convmem.facts (
+            tenant text COLLATE "C" NOT NULL, user_id text COLLATE "C" NOT NULL,
+            session_id text COLLATE "C" NOT NULL, turn_id text COLLATE "C" NOT NULL, seq integer NOT NULL,
+            position integer NOT NULL, subject text NOT NULL, attribute text NOT NULL, value text NOT NULL,
+            valid_from text NOT NULL, valid_ts timestamptz NOT NULL, extractor text NOT NULL, evidence text NOT NULL,
+            PRIMARY KEY (tenant, user_id, session_id, turn_id, seq))""",
+        """CREATE TABLE convmem.instructions (
+            tenant text COLLATE "C" NOT NULL, user_id text COLLATE "C" NOT NULL,
+            instruction_id text COLLATE "C" NOT NULL, text text NOT NULL, kind text NOT NULL,
+            always_on integer NOT NULL, source text NOT NULL, session_id text COLLATE "C", turn_id text COLLATE "C",
+            created_at text NOT NULL, created_ts timestamptz NOT NULL,
+            PRIMARY KEY (tenant, user_id, instruction_id))""",
+        "CREATE INDEX instructions_by_session ON convmem.instructions (tenant, user_id, session_id)",
+    ):
+        cur.execute(statement)
+    for table in ("facts", "instructions"):
+        cur.execute(f"ALTER TABLE convmem.{table} ENABLE ROW LEVEL SECURITY")
+        cur.execute(f"ALTER TABLE convmem.{table} FORCE ROW LEVEL SECURITY")
+        cur.execute(f"CREATE POLICY tenant_fence ON convmem.{table} USING ({_FENCE}) WITH CHECK ({_FENCE})")
+
+
+MIGRATIONS = [m001_initial, m002_tenant_fence, m003_facts_instructions]
+_SQL = derived.Dialect(ph="%s", prefix="convmem.", ts=lambda dt: dt)
 
 _TURN_COLUMNS = (
     "tenant, user_id, session_id, position, turn_id, speaker, role, text, ts, ts_iso, metadata, text_hash"
@@ -327,7 +353,7 @@ class PostgresStore:
         )
 
     # -- writes ---------------------------------------------------------------------------------------------
-    def add_session(self, tenant: str, session: Session) -> str:
+    def add_session(self, tenant: str, session: Session, derived_rows: Derived | None = None) -> str:
         digest = session_hash(session)
         key = (tenant, session.user, session.session_id)
 
@@ -354,6 +380,9 @@ class PostgresStore:
                 cur, [self._turn_values(*key, session.started_at, t) for t in session.turns]
             )
             self._bump(cur, tenant, session.user)
+            if row or derived_rows:
+                derived.write_derived(cur, _SQL, tenant, session.user, *(derived_rows or ([], [])),
+                                      replace_session=session.session_id)
             if row:
                 self._drop_orphan_embeddings(cur, tenant)
             return "replaced" if row else "added"
@@ -428,6 +457,7 @@ class PostgresStore:
             cur.execute(f"DELETE FROM convmem.turns WHERE {where}", args)
             removed = cur.rowcount
             cur.execute(f"DELETE FROM convmem.sessions WHERE {where}", args)
+            derived.forget_derived(cur, _SQL, tenant, user, session_id)
             if session_id is None:
                 cur.execute("DELETE FROM convmem.users WHERE tenant=%s AND user_id=%s", (tenant, user))
             else:
@@ -484,8 +514,10 @@ class PostgresStore:
             "  WHERE c.relnamespace = 'convmem'::regnamespace AND c.relkind = 'r')::bigint",
             {"t": tenant},
         )[0]
+        with self._tx(tenant) as cur:
+            extra = derived.derived_counts(cur, _SQL, tenant)
         return {"backend": "postgres", "location": self.location, "tenant": tenant, "users": users,
-                "sessions": sessions, "turns": turns, "embeddings": vectors, "table_bytes": table_bytes}
+                "sessions": sessions, "turns": turns, "embeddings": vectors, **extra, "table_bytes": table_bytes}
 
     def tenants(self) -> list[str]:
         rows = self._read(
@@ -512,6 +544,42 @@ class PostgresStore:
                 )
                 turns = cur.fetchall()
             yield from restore_sessions(user, sessions, turns)
+
+    # -- facts and standing instructions (SQL shared with SQLite in store/derived.py) ------------------------
+    def put_derived(self, tenant: str, user: str, facts: Sequence[Fact], instructions: Sequence[Instruction], *,
+                    replace_session: str | None = None, facts_only: bool = False) -> int:
+        def write(cur: Any) -> int:
+            if replace_session is not None:
+                cur.execute("SELECT 1 FROM convmem.sessions WHERE tenant=%s AND user_id=%s AND session_id=%s"
+                            " FOR UPDATE", (tenant, user, replace_session))
+                if cur.fetchone() is None:
+                    return 0  # forgotten meanwhile: nothing derived from it may come back
+            cur.execute("INSERT INTO convmem.users (tenant, user_id, revision) VALUES (%s, %s, 0)"
+                        " ON CONFLICT DO NOTHING", (tenant, user))
+            return derived.write_derived(cur, _SQL, tenant, user, facts, instructions,
+                                         replace_session=replace_session, replace_facts_only=facts_only)
+
+        return self._write(tenant, write)
+
+    def facts(self, tenant: str, user: str) -> list[Fact]:
+        with self._tx(tenant) as cur:
+            return derived.read_facts(cur, _SQL, tenant, user)
+
+    def instructions(self, tenant: str, user: str) -> list[Instruction]:
+        with self._tx(tenant) as cur:
+            return derived.read_instructions(cur, _SQL, tenant, user)
+
+    def remove_instruction(self, tenant: str, user: str, instruction_id: str) -> bool:
+        return self._write(tenant, lambda cur: derived.remove_instruction(cur, _SQL, tenant, user, instruction_id))
+
+    def iter_derived(self, tenant: str) -> Iterator[tuple[str, list[Fact], list[Instruction]]]:
+        with self._tx(tenant) as cur:
+            users = derived.derived_users(cur, _SQL, tenant)
+        for user in users:
+            with self._tx(tenant) as cur:  # one snapshot per user
+                facts = derived.read_facts(cur, _SQL, tenant, user)
+                instructions = derived.read_instructions(cur, _SQL, tenant, user)
+            yield user, facts, instructions
 
     # -- embedding cache ------------------------------------------------------------------------------------
     def get_embeddings(self, tenant: str, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:

@@ -18,9 +18,10 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from convmem.errors import InputError, StoreError
-from convmem.models import Session, Turn
+from convmem.models import Fact, Instruction, Session, Turn
+from convmem.store import derived
 from convmem.store.base import (
-    TurnRow, group_by_model, restore_sessions, revision_clock, session_hash, session_summary, text_hash,
+    Derived, TurnRow, group_by_model, restore_sessions, revision_clock, session_hash, session_summary, text_hash,
 )
 
 
@@ -61,7 +62,29 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [m001_initial]
+def m002_facts_instructions(db: sqlite3.Connection) -> None:
+    """Fact statements and standing instructions (issue 9), keyed like the other tables."""
+    _run(
+        db,
+        """
+        CREATE TABLE facts (
+            tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL, turn_id TEXT NOT NULL,
+            seq INTEGER NOT NULL, position INTEGER NOT NULL, subject TEXT NOT NULL, attribute TEXT NOT NULL,
+            value TEXT NOT NULL, valid_from TEXT NOT NULL, valid_ts REAL NOT NULL, extractor TEXT NOT NULL,
+            evidence TEXT NOT NULL, PRIMARY KEY (tenant, user_id, session_id, turn_id, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE instructions (
+            tenant TEXT NOT NULL, user_id TEXT NOT NULL, instruction_id TEXT NOT NULL, text TEXT NOT NULL,
+            kind TEXT NOT NULL, always_on INTEGER NOT NULL, source TEXT NOT NULL, session_id TEXT, turn_id TEXT,
+            created_at TEXT NOT NULL, created_ts REAL NOT NULL, PRIMARY KEY (tenant, user_id, instruction_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX instructions_by_session ON instructions (tenant, user_id, session_id)
+        """
+    )
+
+
+MIGRATIONS = [m001_initial, m002_facts_instructions]
+_SQL = derived.Dialect(ph="?", prefix="", ts=lambda dt: dt.timestamp())
 
 
 #: bound variables per statement: SQLite >= 3.32 allows 32766, older builds 999 (minus tenant and model)
@@ -173,7 +196,7 @@ class SQLiteStore:
         )
 
     # -- writes ---------------------------------------------------------------------------------------------
-    def add_session(self, tenant: str, session: Session) -> str:
+    def add_session(self, tenant: str, session: Session, derived_rows: Derived | None = None) -> str:
         digest = session_hash(session)
         started_ts = session.started_at.timestamp()
         with self._tx() as tx:
@@ -201,6 +224,9 @@ class SQLiteStore:
                 [self._turn_values(tenant, session.user, session.session_id, started_ts, t) for t in session.turns],
             )
             self._bump(tx, tenant, session.user)
+            if row or derived_rows:
+                derived.write_derived(tx, _SQL, tenant, session.user, *(derived_rows or ([], [])),
+                                      replace_session=session.session_id)
             if row:
                 self._drop_orphan_embeddings(tx, tenant)
         return "replaced" if row else "added"
@@ -259,6 +285,7 @@ class SQLiteStore:
         with self._tx() as tx:
             removed = tx.execute(f"DELETE FROM turns WHERE {where}", args).rowcount
             tx.execute(f"DELETE FROM sessions WHERE {where}", args)
+            derived.forget_derived(tx, _SQL, tenant, user, session_id)
             if session_id is None:
                 tx.execute("DELETE FROM users WHERE tenant=? AND user_id=?", (tenant, user))
             else:
@@ -324,8 +351,10 @@ class SQLiteStore:
             " (SELECT COUNT(*) FROM turns WHERE tenant=:t), (SELECT COUNT(*) FROM embeddings WHERE tenant=:t)",
             {"t": tenant},
         )[0]
+        with self._lock, self._busy():
+            extra = derived.derived_counts(self._db, _SQL, tenant)
         out = {"backend": "sqlite", "location": self.location, "tenant": tenant, "users": users,
-               "sessions": sessions, "turns": turns, "embeddings": vectors}
+               "sessions": sessions, "turns": turns, "embeddings": vectors, **extra}
         if self.location != ":memory:" and os.path.exists(self.location):
             out["file_bytes"] = sum(
                 os.path.getsize(p) for p in (self.location, self.location + "-wal") if os.path.exists(p)
@@ -357,6 +386,37 @@ class SQLiteStore:
                 finally:
                     self._db.execute("COMMIT")
             yield from restore_sessions(user, sessions, turns)
+
+    # -- facts and standing instructions (SQL shared with PostgreSQL in store/derived.py) ----------------------
+    def put_derived(self, tenant: str, user: str, facts: Sequence[Fact], instructions: Sequence[Instruction], *,
+                    replace_session: str | None = None, facts_only: bool = False) -> int:
+        with self._tx() as tx:
+            if replace_session is not None and not tx.execute(
+                    "SELECT 1 FROM sessions WHERE tenant=? AND user_id=? AND session_id=?",
+                    (tenant, user, replace_session)).fetchone():
+                return 0  # forgotten meanwhile: nothing derived from it may come back
+            tx.execute("INSERT OR IGNORE INTO users VALUES (?, ?, 0, ?)",
+                       (tenant, user, datetime.now(timezone.utc).isoformat()))
+            return derived.write_derived(tx, _SQL, tenant, user, facts, instructions,
+                                         replace_session=replace_session, replace_facts_only=facts_only)
+
+    def facts(self, tenant: str, user: str) -> list[Fact]:
+        with self._lock, self._busy():
+            return derived.read_facts(self._db, _SQL, tenant, user)
+
+    def instructions(self, tenant: str, user: str) -> list[Instruction]:
+        with self._lock, self._busy():
+            return derived.read_instructions(self._db, _SQL, tenant, user)
+
+    def remove_instruction(self, tenant: str, user: str, instruction_id: str) -> bool:
+        with self._tx() as tx:
+            return derived.remove_instruction(tx, _SQL, tenant, user, instruction_id)
+
+    def iter_derived(self, tenant: str) -> Iterator[tuple[str, list[Fact], list[Instruction]]]:
+        with self._lock, self._busy():
+            users = derived.derived_users(self._db, _SQL, tenant)
+        for user in users:
+            yield user, self.facts(tenant, user), self.instructions(tenant, user)
 
     # -- embedding cache ------------------------------------------------------------------------------------
     def get_embeddings(self, tenant: str, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
