@@ -227,3 +227,19 @@ def test_llm_extractor_replaces_rule_facts_and_falls_back_to_them(store_location
         assert ("lives in", "Berlin", "rules") in [(f.attribute, f.value, f.extractor) for f in mem.facts("ana")]
     with pytest.raises(InputError, match="chat model"):
         Memory(store_location, embedder=embedder, facts_extractor="llm")
+
+
+def test_postgres_fences_the_new_tables_like_the_others(store_location):
+    if not store_location.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    import psycopg
+
+    open_store(store_location).close()
+    with psycopg.connect(store_location, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, p.qual, p.with_check FROM pg_class c"
+            " JOIN pg_policies p ON p.schemaname = 'convmem' AND p.tablename = c.relname"
+            " AND p.policyname = 'tenant_fence' WHERE c.relnamespace = 'convmem'::regnamespace"
+            " AND c.relname IN ('turns', 'facts', 'instructions') ORDER BY c.relname").fetchall()
+    assert [r[0] for r in rows] == ["facts", "instructions", "turns"]
+    assert all(r[1] and r[2] for r in rows) and len({(r[3], r[4]) for r in rows}) == 1
