@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
@@ -21,7 +21,7 @@ from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id
 from convmem.providers.embedders import Embedder, load_embedder
 from convmem.providers.tokens import TokenCounter, default_counter
 from convmem.retrieve.config import RetrievalConfig, get_retriever
-from convmem.retrieve.search import rank, score_turns, turn_mask
+from convmem.retrieve.search import rank, score_turns, session_doc_scores, turn_mask
 from convmem.store import Store, open_store
 
 GRANULARITIES = ("turn", "session")
@@ -250,17 +250,30 @@ class Memory(FactsAndInstructions):
         return self.embedder.embed(query) if self.retriever.dense else None
 
     def scores(self, query: str, *, user: str, query_vector: np.ndarray | None = None,
-               now: datetime | str | None = None) -> tuple[UserIndex, np.ndarray]:
+               now: datetime | str | None = None, granularity: str = "turn") -> tuple[UserIndex, np.ndarray]:
         """The user's index and one relevance score per turn (for benchmarks and custom rankers).
 
         `now` is when the question is asked (default: the current time); "last Saturday" is resolved against it.
+        With granularity="session" the scores are those whose per-session max ranks sessions
+        (`session_dense_weight`).
         """
+        index, scores, _ = self._scores(query, user, query_vector, now, granularity)
+        return index, scores
+
+    def _scores(self, query: str, user: str, query_vector: np.ndarray | None, now: datetime | str | None,
+                granularity: str) -> tuple[UserIndex, np.ndarray, np.ndarray | None]:
+        """(index, turn scores, session-document scores or None)."""
         if not isinstance(query, str):
             raise InputError("query must be a string")
         index = self.index(user)
         qvec = query_vector if query_vector is not None else (self.embed_query(query) if index.rows else None)
         when = parse_time(now, what="now") if now else datetime.now(timezone.utc)
-        return index, score_turns(index, query, qvec, self.retriever, when)
+        config = self.retriever
+        if granularity != "session":
+            return index, score_turns(index, query, qvec, config, when), None
+        scores = score_turns(index, query, qvec, replace(config, dense_weight=config.session_dense_weight), when)
+        docs = session_doc_scores(index, query, qvec, config) if config.session_doc_weight and index.rows else None
+        return index, scores, docs
 
     def search(self, query: str, *, user: str, k: int = 10, granularity: str = "turn",
                since: datetime | str | None = None, until: datetime | str | None = None,
@@ -273,11 +286,11 @@ class Memory(FactsAndInstructions):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError("k must be a positive integer")
         speakers, roles = _names(speakers, "speakers"), _names(roles, "roles")
-        index, scores = self.scores(query, user=user, query_vector=query_vector, now=now)
+        index, scores, docs = self._scores(query, user, query_vector, now, granularity)
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers, roles=roles)
         return rank(index, scores, mask, k=k, granularity=granularity, session_agg=self.retriever.session_agg,
-                    neighbours=neighbours)
+                    neighbours=neighbours, doc_scores=docs, doc_weight=self.retriever.session_doc_weight)
 
     def context(self, query: str, *, user: str, budget_tokens: int = 2000, since: datetime | str | None = None,
                 until: datetime | str | None = None, speakers: Sequence[str] | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
@@ -49,6 +49,32 @@ class UserIndex:
     timestamps: np.ndarray  # (n,) epoch seconds
     speakers: list[str]  # distinct speaker names
     speaker_index: np.ndarray  # (n,) position of each turn's speaker in speakers
+    dialogue: np.ndarray  # (n,) True where the turn's session has two or more speakers (not a monologue)
+    _sessions: "SessionDocs | None" = field(default=None, repr=False)
+
+    def sessions(self) -> "SessionDocs":
+        """Each session as one document (built on first use: only session-level search needs it)."""
+        if self._sessions is None:
+            self._sessions = SessionDocs.build(self)
+        return self._sessions
+
+
+@dataclass
+class SessionDocs:
+    """Sessions as whole documents: BM25 over each session's turns joined, and the mean of its turn vectors."""
+
+    lexical: BM25Index
+    vectors: np.ndarray  # (sessions, dim), unit rows
+
+    @classmethod
+    def build(cls, index: UserIndex) -> "SessionDocs":
+        docs: list[list[str]] = [[] for _ in index.session_ids]
+        for i, row in enumerate(index.rows):
+            docs[index.session_index[i]].append(f"{row.speaker}: {row.text}")
+        vectors = np.zeros((len(index.session_ids), index.vectors.shape[1]), dtype=np.float32)
+        np.add.at(vectors, index.session_index, index.vectors)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return cls(lexical=BM25Index([" ".join(d) for d in docs]), vectors=vectors)
 
 
 def embed_missing(store: Store, tenant: str, embedder: Embedder, texts: dict[str, str]) -> dict[str, np.ndarray]:
@@ -79,16 +105,22 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
     pos = {s: i for i, s in enumerate(session_ids)}
     speakers = list(dict.fromkeys(r.speaker for r in rows))
     spos = {s: i for i, s in enumerate(speakers)}
+    session_index = np.asarray([pos[r.session_id] for r in rows], dtype=np.int64)
+    speaker_index = np.asarray([spos[r.speaker] for r in rows], dtype=np.int64)
+    voices = [set() for _ in session_ids]
+    for si, sp in zip(session_index.tolist(), speaker_index.tolist()):
+        voices[si].add(sp)
     return UserIndex(
         revision=revision,
         rows=rows,
         lexical=BM25Index([lexical_text(r, date_keys) for r in rows]),
         vectors=vectors,
         session_ids=session_ids,
-        session_index=np.asarray([pos[r.session_id] for r in rows], dtype=np.int64),
+        session_index=session_index,
         timestamps=np.asarray([r.timestamp.timestamp() for r in rows], dtype=np.float64),
         speakers=speakers,
-        speaker_index=np.asarray([spos[r.speaker] for r in rows], dtype=np.int64),
+        speaker_index=speaker_index,
+        dialogue=np.asarray([len(voices[si]) >= 2 for si in session_index.tolist()], dtype=bool),
     )
 
 

@@ -20,6 +20,8 @@ class RetrievalConfig:
     order_boost: float = 0.1  # "first time" / "currently" cues: earliest / latest turns score up to (1 + boost) x
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
+    session_dense_weight: float = 0.7  # granularity="session": dense share of the turn scores whose max ranks it
+    session_doc_weight: float = 0.5  # granularity="session": weight of the whole session as one document
     context_turn_tokens: int = 160  # context assembly: longer turns are cut to the sentences around the match
 
     def to_dict(self) -> dict:
@@ -27,7 +29,8 @@ class RetrievalConfig:
 
 
 # the plain retrievers: no conversation-aware steps, for ablations
-_PLAIN = dict(neighbour_weights=(), speaker_boost=0.0, time_boost=0.0, order_boost=0.0, date_keys=False)
+_PLAIN = dict(neighbour_weights=(), speaker_boost=0.0, time_boost=0.0, order_boost=0.0, date_keys=False,
+              session_doc_weight=0.0, session_dense_weight=0.4)
 
 RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem": RetrievalConfig(),
@@ -39,6 +42,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-no-neighbours": RetrievalConfig(neighbour_weights=()),
     "convmem-no-speaker": RetrievalConfig(speaker_boost=0.0),
     "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False),
+    "convmem-no-session-doc": RetrievalConfig(session_doc_weight=0.0, session_dense_weight=0.4),
 }
 
 

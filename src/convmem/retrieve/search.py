@@ -39,7 +39,8 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
     if config.speaker_boost:
         scores = boost_named_speakers(index, query, scores, config.speaker_boost)
     if config.neighbour_weights:
-        scores = spread_to_neighbours(scores, index.session_index, config.neighbour_weights)
+        spread = spread_to_neighbours(scores, index.session_index, config.neighbour_weights)
+        scores = np.where(index.dialogue, spread, scores)
     if config.time_boost and cues.ranges:
         inside = np.zeros(n, dtype=bool)
         for r in cues.ranges:
@@ -66,7 +67,9 @@ def spread_to_neighbours(scores: np.ndarray, session_index: np.ndarray, weights:
     """Each turn also gets weight_d times the best score of the turns d positions away in its session.
 
     A conversation answers where it is asked: the turn after a matching question (or before a matching reply)
-    is often the evidence. This is LongMemEval's round-level value, generalised to any window.
+    is often the evidence. This is LongMemEval's round-level value, generalised to any window. `score_turns`
+    applies it in dialogues only: in a session with one speaker (notes, a user-turns-only memory) adjacent
+    messages are separate statements, and spreading them measurably hurts (docs/retrieval.md).
     """
     out = scores.astype(np.float64).copy()
     for d, w in enumerate(weights, start=1):
@@ -97,8 +100,22 @@ def turn_mask(index: UserIndex, *, since: datetime | None = None, until: datetim
     return mask
 
 
-def session_scores(index: UserIndex, scores: np.ndarray, mask: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
-    """Score of each session from its turns' scores, and the index of its best turn (-1 when all masked)."""
+def session_doc_scores(index: UserIndex, query: str, qvec: np.ndarray | None, config: RetrievalConfig) -> np.ndarray:
+    """Each session scored as one document (BM25 over its joined turns + cosine to its mean turn vector, each
+    min-max normalised, weighted 50/50): evidence spread over several turns of a session adds up here."""
+    docs = index.sessions()
+    lists = []
+    if config.lexical:
+        lists.append(minmax(docs.lexical.score(query)))
+    if config.dense and qvec is not None and docs.vectors.shape[1]:
+        lists.append(minmax(docs.vectors @ qvec))
+    return sum(lists) / len(lists) if lists else np.zeros(len(index.session_ids))
+
+
+def session_scores(index: UserIndex, scores: np.ndarray, mask: np.ndarray, how: str,
+                   doc_scores: np.ndarray | None = None, doc_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Score of each session from its turns' scores (plus `doc_weight` x its score as one document), and the
+    index of its best turn (-1 when all masked)."""
     m = len(index.session_ids)
     best = np.full(m, -np.inf)
     best_turn = np.full(m, -1, dtype=np.int64)
@@ -111,6 +128,8 @@ def session_scores(index: UserIndex, scores: np.ndarray, mask: np.ndarray, how: 
         sums = np.bincount(index.session_index, weights=np.where(mask, scores, 0.0), minlength=m)
         counts = np.maximum(np.bincount(index.session_index, weights=mask.astype(float), minlength=m), 1)
         best = np.where(np.isfinite(best), best + 0.1 * sums / counts, best)
+    if doc_scores is not None and doc_weight:
+        best = np.where(np.isfinite(best), best + doc_weight * doc_scores, best)
     return best, best_turn
 
 
@@ -131,9 +150,10 @@ def neighbours_of(index: UserIndex, i: int, width: int) -> list[Hit]:
 
 
 def rank(index: UserIndex, scores: np.ndarray, mask: np.ndarray, *, k: int, granularity: str,
-         session_agg: str = "max", neighbours: int = 0) -> list[Hit]:
+         session_agg: str = "max", neighbours: int = 0, doc_scores: np.ndarray | None = None,
+         doc_weight: float = 0.0) -> list[Hit]:
     if granularity == "session":
-        sscores, best_turn = session_scores(index, scores, mask, session_agg)
+        sscores, best_turn = session_scores(index, scores, mask, session_agg, doc_scores, doc_weight)
         order = [s for s in np.argsort(-sscores, kind="stable") if best_turn[s] >= 0][:k]
         hits = [make_hit(index, int(best_turn[s]), sscores[s]) for s in order]
         idx = [int(best_turn[s]) for s in order]

@@ -1,0 +1,80 @@
+"""Retrieval steps that depend on the shape of a conversation: neighbours in dialogues, sessions as documents."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convmem import Memory
+from convmem.retrieve.config import get_retriever
+from convmem.retrieve.search import rank, session_doc_scores, turn_mask
+
+T0 = "2024-03-01T10:00:00Z"
+
+
+def _session(sid: str, turns: list[tuple[str, str]], day: int = 1) -> dict:
+    return {"user": "ana", "session_id": sid, "started_at": f"2024-03-{day:02d}T10:00:00Z",
+            "turns": [{"speaker": spk, "role": "user" if spk == "Ana" else "assistant", "text": text}
+                      for spk, text in turns]}
+
+
+def _add(mem: Memory, sessions: list[dict]) -> None:
+    for s in sessions:
+        mem.add_session(s)
+
+
+def _lexical_memory(tmp_path, **overrides) -> Memory:
+    return Memory(tmp_path / "m.db", embedder="minilm", retriever=get_retriever("convmem", dense=False, **overrides))
+
+
+def test_neighbours_spread_inside_dialogues_only(tmp_path):
+    mem = _lexical_memory(tmp_path)
+    _add(mem, [
+        _session("dialogue", [("Ana", "Which vaccine do I need for Peru?"), ("Bot", "Yellow fever, ten days ahead.")]),
+        _session("notes", [("Ana", "Which vaccine do I need for Peru?"), ("Ana", "Pick up the dry cleaning.")], 2),
+    ])
+    index, scores = mem.scores("vaccine for Peru", user="ana")
+    by_id = dict(zip((r.turn_id for r in index.rows), scores))
+    # the reply shares no word with the query, yet it is where the question is answered
+    assert by_id["dialogue_2"] > 0
+    # in a one-speaker session the next message is a separate statement: no credit from its neighbour
+    assert by_id["notes_2"] == 0
+    assert index.dialogue.tolist() == [True, True, False, False]
+
+
+def test_a_session_is_also_scored_as_one_document(tmp_path):
+    mem = _lexical_memory(tmp_path)
+    _add(mem, [
+        _session("one-word", [("Ana", "kayak kayak kayak, what a kayak"), ("Bot", "Sounds fun.")]),
+        _session("both", [("Ana", "I finally bought the kayak."), ("Bot", "Great!"),
+                          ("Ana", "And a carbon paddle for it.")], 2),
+        _session("other", [("Ana", "Lunch was nice."), ("Bot", "Good.")], 3),
+    ])
+    index = mem.index("ana")
+    docs = session_doc_scores(index, "kayak carbon paddle", None, mem.retriever)
+    assert index.session_ids[int(np.argmax(docs))] == "both" and docs[index.session_ids.index("other")] == 0
+    scores = np.zeros(len(index.rows))
+    scores[0] = 1.0  # suppose the single best turn is in "one-word", a close second in "both"
+    scores[[r.turn_id for r in index.rows].index("both_3")] = 0.8
+    assert docs[index.session_ids.index("one-word")] < 0.5
+    mask = turn_mask(index)
+    alone = rank(index, scores, mask, k=3, granularity="session")
+    assert alone[0].session_id == "one-word"
+    with_docs = rank(index, scores, mask, k=3, granularity="session", doc_scores=docs, doc_weight=0.5)
+    assert with_docs[0].session_id == "both"  # the whole session matches the whole question
+    # the hit of a session is still its best turn
+    assert with_docs[0].turn_id in {r.turn_id for r in index.rows if r.session_id == "both"}
+
+
+def test_session_granularity_uses_its_own_weights(tmp_path):
+    mem = Memory(tmp_path / "m.db", embedder="minilm")
+    _add(mem, [
+        _session("kayak", [("Ana", "I bought a kayak and a carbon paddle."), ("Bot", "Enjoy the river.")]),
+        _session("lunch", [("Ana", "Lunch was nice."), ("Bot", "Good.")], 2),
+    ])
+    _, turn_scores = mem.scores("paddle boat", user="ana")
+    _, session_scores = mem.scores("paddle boat", user="ana", granularity="session")
+    assert not np.allclose(turn_scores, session_scores)  # dense share 0.7 for sessions, 0.4 for turns
+    hits = mem.search("paddle boat", user="ana", k=2, granularity="session")
+    assert [h.session_id for h in hits] == ["kayak", "lunch"]
+    plain = Memory(tmp_path / "m.db", embedder="minilm", retriever="convmem-no-session-doc")
+    assert plain.search("paddle boat", user="ana", k=1, granularity="session")[0].session_id == "kayak"
