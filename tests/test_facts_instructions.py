@@ -176,7 +176,8 @@ def test_migrate_copies_facts_and_instructions(tmp_path, store_location, embedde
     with Memory(store_location, embedder=embedder) as there:
         assert ([f.to_dict() for f in there.fact_timeline("ana")],
                 [i.to_dict() for i in there.instructions("ana")]) == before
-    assert migrate(source, store_location).verified  # resumable: a second run changes nothing
+    again = migrate(source, store_location)  # resumable: a second run changes nothing
+    assert again.verified and again.totals()["derived_copied"] == 0 and report.totals()["derived_copied"] == 8
 
 
 def test_cli_facts_and_instructions(tmp_path):

@@ -64,9 +64,9 @@ def write_derived(cur: Any, d: Dialect, tenant: str, user: str, facts: Iterable[
     inserted = 0
     fact_rows = [fact_values(tenant, user, f, d) for f in facts]
     if fact_rows:
-        cur.executemany(d.sql(f"INSERT INTO {{p}}facts ({FACT_COLUMNS}) VALUES ({', '.join(['?'] * 13)})"
-                              " ON CONFLICT DO NOTHING"), fact_rows)
-        inserted += len(fact_rows)
+        res = cur.executemany(d.sql(f"INSERT INTO {{p}}facts ({FACT_COLUMNS}) VALUES ({', '.join(['?'] * 13)})"
+                                    " ON CONFLICT DO NOTHING"), fact_rows)
+        inserted += max((res if res is not None else cur).rowcount, 0)  # psycopg's executemany returns None
     for ins in instructions:  # one by one: rowcount says whether it was new
         res = cur.execute(d.sql(f"INSERT INTO {{p}}instructions ({INSTRUCTION_COLUMNS})"
                                 f" VALUES ({', '.join(['?'] * 11)}) ON CONFLICT DO NOTHING"),
