@@ -78,3 +78,29 @@ def test_session_granularity_uses_its_own_weights(tmp_path):
     assert [h.session_id for h in hits] == ["kayak", "lunch"]
     plain = Memory(tmp_path / "m.db", embedder="minilm", retriever="convmem-no-session-doc")
     assert plain.search("paddle boat", user="ana", k=1, granularity="session")[0].session_id == "kayak"
+
+
+def test_diversify_lets_other_sessions_into_the_top():
+    from convmem.retrieve.search import diversify
+
+    scores = np.array([1.0, 0.95, 0.9, 0.5, 0.4])
+    sessions = np.array([0, 0, 0, 1, 2])
+    order = np.argsort(-scores, kind="stable")
+    assert diversify(order, scores, sessions, 1.0, 3)[:3] == [0, 1, 2]
+    # 0.9 * 0.5**2 < 0.5: after two picks from session 0, session 1's turn comes before its third
+    top = diversify(order, scores, sessions, 0.5, 3)
+    assert top[:3] == [0, 3, 1] and sorted(top) == [0, 1, 2, 3, 4]
+
+
+def test_two_stage_adds_the_session_score_to_its_turns(tmp_path):
+    mem = _lexical_memory(tmp_path)
+    _add(mem, [
+        _session("trip", [("Ana", "We booked the Lisbon flights."), ("Bot", "Nice."), ("Ana", "And a hotel too.")]),
+        _session("work", [("Ana", "The hotel budget report is late."), ("Bot", "Ok.")], 2),
+    ])
+    two = _lexical_memory(tmp_path, session_prior=0.3)
+    index, plain = mem.scores("Lisbon hotel", user="ana")
+    _, staged = two.scores("Lisbon hotel", user="ana")
+    gain = dict(zip((r.turn_id for r in index.rows), staged - plain))
+    # every turn of the session that matches the whole question gains more than the other session's turns
+    assert min(gain["trip_1"], gain["trip_3"]) > max(gain["work_1"], gain["work_2"])

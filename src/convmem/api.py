@@ -290,7 +290,8 @@ class Memory(FactsAndInstructions):
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers, roles=roles)
         return rank(index, scores, mask, k=k, granularity=granularity, session_agg=self.retriever.session_agg,
-                    neighbours=neighbours, doc_scores=docs, doc_weight=self.retriever.session_doc_weight)
+                    neighbours=neighbours, doc_scores=docs, doc_weight=self.retriever.session_doc_weight,
+                    session_diversity=self.retriever.session_diversity)
 
     def context(self, query: str, *, user: str, budget_tokens: int = 2000, since: datetime | str | None = None,
                 until: datetime | str | None = None, speakers: Sequence[str] | None = None,

@@ -22,6 +22,8 @@ class RetrievalConfig:
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
     session_dense_weight: float = 0.7  # granularity="session": dense share of the turn scores whose max ranks it
     session_doc_weight: float = 0.5  # granularity="session": weight of the whole session as one document
+    session_prior: float = 0.0  # two-stage: each turn also gets this x its session's document score
+    session_diversity: float = 1.0  # turn ranking: each earlier pick from a session multiplies its others by this
     context_turn_tokens: int = 160  # context assembly: longer turns are cut to the sentences around the match
 
     def to_dict(self) -> dict:
@@ -43,6 +45,9 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-no-speaker": RetrievalConfig(speaker_boost=0.0),
     "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False),
     "convmem-no-session-doc": RetrievalConfig(session_doc_weight=0.0, session_dense_weight=0.4),
+    # designs measured and left out of the default (docs/benchmarks.md)
+    "convmem-two-stage": RetrievalConfig(session_prior=0.3),
+    "convmem-diverse": RetrievalConfig(session_diversity=0.85),
 }
 
 

@@ -46,6 +46,8 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         for r in cues.ranges:
             inside |= (index.timestamps >= r.start.timestamp()) & (index.timestamps <= r.end.timestamp())
         scores = scores * np.where(inside, 1.0 + config.time_boost, 1.0)
+    if config.session_prior and n:
+        scores = scores + config.session_prior * session_doc_scores(index, query, qvec, config)[index.session_index]
     if config.order_boost and cues.order and n > 1:
         lo, hi = index.timestamps.min(), index.timestamps.max()
         age = (index.timestamps - lo) / (hi - lo) if hi > lo else np.zeros(n)
@@ -149,9 +151,24 @@ def neighbours_of(index: UserIndex, i: int, width: int) -> list[Hit]:
     return out
 
 
+def diversify(order: np.ndarray, scores: np.ndarray, session_index: np.ndarray, decay: float, k: int) -> list[int]:
+    """Greedy re-ranking of the first 3k of `order`: a turn's score is multiplied by `decay` for every turn of its
+    session already picked (MMR with the session as the redundancy measure), so evidence spread over sessions
+    can reach the top k. The rest of `order` follows unchanged."""
+    pool = [int(i) for i in order[: 3 * k]]
+    picked: list[int] = []
+    seen: dict[int, int] = {}
+    while pool and len(picked) < k:
+        best = max(pool, key=lambda i: scores[i] * decay ** seen.get(int(session_index[i]), 0))
+        pool.remove(best)
+        picked.append(best)
+        seen[int(session_index[best])] = seen.get(int(session_index[best]), 0) + 1
+    return picked + pool + [int(i) for i in order[3 * k:]]
+
+
 def rank(index: UserIndex, scores: np.ndarray, mask: np.ndarray, *, k: int, granularity: str,
          session_agg: str = "max", neighbours: int = 0, doc_scores: np.ndarray | None = None,
-         doc_weight: float = 0.0) -> list[Hit]:
+         doc_weight: float = 0.0, session_diversity: float = 1.0) -> list[Hit]:
     if granularity == "session":
         sscores, best_turn = session_scores(index, scores, mask, session_agg, doc_scores, doc_weight)
         order = [s for s in np.argsort(-sscores, kind="stable") if best_turn[s] >= 0][:k]
@@ -159,7 +176,10 @@ def rank(index: UserIndex, scores: np.ndarray, mask: np.ndarray, *, k: int, gran
         idx = [int(best_turn[s]) for s in order]
     else:
         masked = np.where(mask, scores, -np.inf)
-        idx = [int(i) for i in np.argsort(-masked, kind="stable")[: min(k, int(mask.sum()))]]
+        order = np.argsort(-masked, kind="stable")[: int(mask.sum())]
+        if session_diversity < 1.0:
+            order = diversify(order, scores, index.session_index, session_diversity, min(k, 50))
+        idx = [int(i) for i in order[:k]]
         hits = [make_hit(index, i, scores[i]) for i in idx]
     if neighbours:
         for hit, i in zip(hits, idx):
