@@ -29,6 +29,7 @@ FACTS = [
     ("My favourite colour is blue.", [("favorite color", "blue")]),
     ("my sister's name is Lena", [("sister's name", "Lena")]),
     ("I'm 34 years old", [("age", "34")]),
+    ("I'm actually living in Tokyo right now, not Nikko.", [("lives in", "Tokyo")]),
     ("I just got engaged!", [("relationship status", "engaged")]),
 ]
 NOT_FACTS = [
@@ -36,6 +37,8 @@ NOT_FACTS = [
     "If I moved to Rome, I would be happy.", "I might move to Lisbon.", "I want to move to Tokyo.",
     "Maybe I'll start running.", "My friend said I live in Oslo.", "I don't live in Madrid anymore.",
     "My point is that we should go.", "My problem is the noise.", "I got sick.", "I'm thinking of moving to Oslo.",
+    "I think I dropped them off at the cleaners.", "I picked up a glass cleaner at the grocery store.",
+    "I bought it from a fellow collector online.", "I've already started working on it.",
 ]
 INSTRUCTIONS = [
     ("Always book aisle seats for me.", "general"), ("Never schedule meetings before 10am.", "general"),
@@ -43,11 +46,15 @@ INSTRUCTIONS = [
     ("I prefer short answers.", "format"), ("I'm allergic to peanuts.", "allergy"), ("I'm vegetarian.", "diet"),
     ("I don't eat pork", "diet"), ("Call me Sam.", "address"),
     ("Oh, and by the way, I'm severely allergic to shellfish", "allergy"), ("Use metric units, always.", "units"),
+    ("I'd like you to always answer in German.", "language"), ("I'm a bit lactose intolerant.", "diet"),
+    ("I prefer Airbnb.", "general"),
 ]
 NOT_INSTRUCTIONS = [
     "Should I always wear a helmet?", "If I were vegan, what would I eat?", "I always go running on Sundays.",
     "Always wanted to see Rome.", "Never mind.", "Don't worry about it.", "Do you prefer tea?",
-    "My friend prefers coffee.", "Never been to Paris.",
+    "My friend prefers coffee.", "Never been to Paris.", "I want you to act as an advertiser.",
+    "I'd prefer a park within a 30-minute drive.", "Always eager to learn new skills.",
+    "Please write in English language.",
 ]
 T = [datetime(2024, m, 1, 9, tzinfo=timezone.utc) for m in range(1, 13)]
 

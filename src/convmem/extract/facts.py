@@ -8,10 +8,12 @@ statement when it is a question, or when the words before the pattern make it hy
 | rule | attribute | value |
 |---|---|---|
 | I moved / relocated to X; I live / am living / am based in X | lives in | X |
-| I work at / for X; I joined X; I got a job at X | works at | X |
+| I work at / for X; I started working at X; I got a job at X | works at | X |
 | I work as (a) X | job | X |
 | I started / began / took up X | X (the activity) | started |
 | I stopped / quit / gave up X | X (the activity) | stopped |
+
+(No statement when X starts with a preposition or pronoun, or is a bare verb such as "working".)
 | I bought / purchased / got a new X | latest purchase | X |
 | I switched (from A) to X | switched to | X |
 | I drive a X | car | X |
@@ -34,15 +36,17 @@ _ADV = r"(?:(?:just|recently|finally|actually|now|currently|still|also|officiall
 _HAVE = r"(?:(?:'ve|\s+have|\s+had)\s+)?"
 _I = r"\bI" + _HAVE + r"\s*" + _ADV
 _IM = r"\bI(?:'m|\s+am)\s+" + _ADV
-_VALUE = r"(?P<v>[^,.;:!?()\[\]\"]+)"
+_VALUE = r"(?P<v>(?:[^,.;:!?()\[\]\"]|(?<=\d)[.,:](?=\d))+)"  # "10,000", "2.5" and "9:00" stay whole
 
 _STOPS = frozenset(
     "and but because so since which where who when while though although after before until last this next "
     "yesterday today tonight tomorrow ago recently now with for as from about in on at to by during than or "
-    "again too anymore yet near close next outside around".split()
+    "again too anymore yet near close next outside around right i i'm i've i'd we that - every like using "
+    "including such".split()
 )
+_DANGLING = frozenset("of a an the my with for to and or in on at from some into onto".split())
 _TIME_TAIL = re.compile(
-    r"\s+(?:\d+|a|an|one|two|three|four|five|six|a few|few|several|a couple of|couple of)\s+"
+    r"(?:^|\s+)(?:\d+|a|an|one|two|three|four|five|six|a few|few|several|a couple of|couple of)\s+"
     r"(?:days?|weeks?|months?|years?|hours?)\b.*$", re.I,
 )
 _ARTICLES = re.compile(r"^(?:a|an|the|my|some)\s+", re.I)
@@ -54,6 +58,7 @@ _NOT_ATTRIBUTES = frozenset(
 _NOT_VALUES = re.compile(
     r"^(?:getting|going|coming|being|doing|having|not|so|too|very|really|pretty|quite|a bit|kind of|sort of|that|"
     r"to|still|also|just|gonna|always|never|probably|definitely|like|such|this|these|those|it|what|how|why|all|"
+    r"actually|currently|usually|basically|honestly|literally|specifically|"
     r"more|less|much|fine|ok|okay|good|great|bad|better|worse|nice|awesome|amazing|terrible|busy|tired|here|"
     r"there|over|done)\b",
     re.I,
@@ -69,7 +74,10 @@ def cut_value(raw: str, *, max_words: int = 6) -> str:
         if i > 0 and word.casefold() in _STOPS:
             break
         kept.append(word)
-    return " ".join(kept[:max_words]).strip(" '-")
+    kept = kept[:max_words]
+    while kept and kept[-1].casefold() in _DANGLING:  # "a new playthrough of" -> "a new playthrough"
+        kept.pop()
+    return " ".join(kept).strip(" '-")
 
 
 def display_value(value: str) -> str:
@@ -86,6 +94,19 @@ def norm_attribute(attribute: str) -> str:
     return re.sub(r"^(?:new|current|present)\s+", "", a)
 
 
+#: what "I started / stopped X" and "I bought X" may not be: a preposition or pronoun first ("I picked it up at
+#: ...", "I bought it from ..."), or a verb that says nothing alone ("I started working on it")
+_NOT_OBJECTS = re.compile(
+    r"^(?:at|from|in|on|to|for|with|by|into|off|out|up|it|them|this|that|these|those|one|him|her|us|myself|"
+    r"again|last|next|yesterday|today|recently|feeling|noticing|realizing|thinking|wondering|getting|having|"
+    r"during|around|about|specifically|actually|something|anything|everything|(?:new\s+)?ones?$|"
+    r"(?:pair|some|few|lot|couple|bunch|set)(?:\s+of)?$)\b|^(?:working|using|wearing|looking|trying|going|making|doing|seeing|it|them|off|out|up)$", re.I)
+_ING_TAIL = re.compile(r"^\s*\S+\s+(with|on|about|to|at|for|in)\s+(.*)$", re.I)
+_WHEN = re.compile(r"^(?:january|february|march|april|may|june|july|august|september|october|november|december|"
+                   r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|the\s+(?:morning|evening|spring|"
+                   r"summer|fall|autumn|winter|past|last|end)|\d)", re.I)
+
+
 def _activity(value: str) -> str:
     a = re.sub(r"^(?:to|doing|my|a|an|the|some|new|regular|weekly|daily)\s+", "", norm_value(value))
     return re.sub(r"^(?:to|doing|my|a|an|the|some|new)\s+", "", a)
@@ -96,20 +117,37 @@ Rule = tuple[re.Pattern[str], Callable[[re.Match[str], str], tuple[str, str] | N
 
 def _fixed(attribute: str) -> Callable[[re.Match[str], str], tuple[str, str] | None]:
     def make(m: re.Match[str], value: str) -> tuple[str, str] | None:
-        return (attribute, display_value(value)) if value else None
+        return (attribute, display_value(value)) if value and not _NOT_OBJECTS.match(norm_value(value)) else None
     return make
 
 
 def _started(value_word: str) -> Callable[[re.Match[str], str], tuple[str, str] | None]:
     def make(m: re.Match[str], value: str) -> tuple[str, str] | None:
         activity = _activity(value)
-        return (activity, value_word) if activity and not _NOT_VALUES.match(activity) else None
+        if activity.endswith("ing") and " " not in activity:  # "experimenting with sourdough", not "experimenting"
+            tail = _ING_TAIL.match(m.group("v"))
+            rest = cut_value(tail.group(2), max_words=3) if tail else ""
+            if rest and not _NOT_OBJECTS.match(rest) and not _WHEN.match(rest):
+                activity = f"{activity} {tail.group(1).casefold()} {rest.casefold()}"
+        if not activity or _NOT_VALUES.match(activity) or _NOT_OBJECTS.match(activity) or \
+                re.match(r"\w+ed\b", activity) or \
+                activity.split()[-1] in ("it", "them", "this", "that", "one", "her", "him"):  # "using it"
+            return None
+        return activity, value_word
     return make
 
 
+_ACTIVITY_ATTRIBUTES = re.compile(r"(?:hobby|hobbies|passion|job|sport|activity|thing|favorite \w+)$")
+_PREPOSITION_BEFORE = re.compile(r"\b(?:in|of|at|for|with|from|to|on|about|by|and|or)\s+$", re.I)
+
+
 def _my_x_is(m: re.Match[str], value: str) -> tuple[str, str] | None:
+    """"my X is Y" about the speaker's X: not "the members in my club are ...", not "my X is parked / showing"."""
     attribute = norm_attribute(m.group("a"))
-    if not value or attribute.split()[-1] in _NOT_ATTRIBUTES or _NOT_VALUES.match(value):
+    first = value.split()[0].casefold() if value else ""
+    if not value or attribute.split()[-1] in _NOT_ATTRIBUTES or _NOT_VALUES.match(value) or \
+            " and " in f" {attribute} " or _PREPOSITION_BEFORE.search(m.string[:m.start()]) or \
+            first.endswith(("ed", "ly")) or (first.endswith("ing") and not _ACTIVITY_ATTRIBUTES.search(attribute)):
         return None
     return attribute, display_value(value)
 
@@ -130,10 +168,10 @@ RULES: list[Rule] = [
     (_compile(_IM + r"working\s+as\s+" + _VALUE), _fixed("job")),
     (_compile(r"\bI\s+" + _ADV + r"work\s+(?:at|for)\s+" + _VALUE), _fixed("works at")),
     (_compile(_IM + r"working\s+(?:at|for)\s+" + _VALUE), _fixed("works at")),
-    (_compile(_I + r"(?:joined|started\s+working\s+(?:at|for)|(?:got|landed|took|accepted|started)\s+"
+    (_compile(_I + r"(?:started\s+working\s+(?:at|for)|(?:got|landed|took|accepted|started)\s+"
               r"(?:a\s+)?(?:new\s+)?(?:job|position|role)\s+(?:at|with))\s+" + _VALUE), _fixed("works at")),
-    (_compile(_I + r"(?:started|began|begun|took\s+up|taken\s+up|picked\s+up)\s+" + _VALUE), _started("started")),
-    (_compile(_I + r"(?:stopped|quit|gave\s+up|given\s+up|dropped)\s+" + _VALUE), _started("stopped")),
+    (_compile(_I + r"(?:started|began|begun|took\s+up|taken\s+up)\s+" + _VALUE), _started("started")),
+    (_compile(_I + r"(?:stopped|quit|gave\s+up|given\s+up)\s+" + _VALUE), _started("stopped")),
     (_compile(_I + r"(?:bought|purchased|got\s+(?=(?:myself\s+)?(?:a|an)\s+new\b)(?:myself\s+)?)\s*" + _VALUE),
      _fixed("latest purchase")),
     (_compile(_I + r"(?:switched|changed|moved\s+over)\s+(?:from\s+[^,.;!?]+?\s+)?to\s+" + _VALUE),

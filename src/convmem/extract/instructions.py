@@ -6,10 +6,13 @@ A sentence of a user turn is a standing instruction when, after an opener ("Oh, 
   an imperative that ends with one of them or with "always" ("Use metric units, always.");
 - starts with "please don't|do not|stop" or "don't|do not" followed by a verb of a reply or an errand
   ("Please don't use emojis", "Don't book red-eye flights");
-- says "I prefer ...", "I'd prefer ...", "I want you to ...", "I'd like you to ...", "I like my ...";
+- says "I prefer ..." or "I like my ..."; "I'd prefer ...", "I want you to ...", "I'd like you to ..." only with a
+  word that makes them last ("always", "from now on", "whenever", "every time": otherwise they ask for the task at
+  hand, "I want you to act as a copywriter");
 - declares a constraint: "I'm allergic to ...", "I'm vegetarian / vegan / lactose intolerant / ...", "I don't eat
   ...", "I can't drink ...";
-- asks how to be addressed or answered: "call me ...", "reply in French", "my pronouns are ...".
+- asks how to be addressed or answered: "call me ...", "reply in French", "my pronouns are ..." ("write in
+  English" is left out: it is how one-off writing tasks are asked).
 Questions and hypotheticals ("If I were vegan ...", "Should I always ...?") are not instructions.
 
 Kinds: allergy, diet, language, format, address, units, general. `ALWAYS_ON` kinds apply to every request (see
@@ -35,7 +38,12 @@ _REPLY_VERBS = (
     r"put|make|order|plan|assume|share|remind|ask|start|end|sign|cc|bring|pick|choose|list|bother|wake|text|email|"
     r"message|swear|curse|apologi[sz]e|explain|translate|round|convert|quote|contact"
 )
-_NOT_IMPERATIVE = r"(?:been|wanted|loved|liked|thought|had|was|were|is|a|an|the|fun|good|nice|mind|again|forget)\b"
+_NOT_IMPERATIVE = (r"(?:\w+ed|\w+ing|been|had|was|were|is|a|an|the|fun|good|nice|mind|again|forget|eager|ready|"
+                   r"happy|willing|open|keen|available|interested|there|here|so|too|very|more|less|up|on|in)\b")
+#: a request ("I want you to act as ...", "I'd prefer a park within ...") is for the task at hand; it is standing
+#: only with one of these words
+_STANDING = re.compile(r"\b(?:always|never|from\s+now\s+on|going\s+forward|in\s+(?:the\s+)?future|whenever|"
+                       r"every\s+time|each\s+time|remember\s+that)\b", re.I)
 _LANGUAGES = (
     r"english|spanish|french|german|italian|portuguese|dutch|swedish|norwegian|danish|finnish|polish|czech|"
     r"russian|ukrainian|greek|turkish|arabic|hebrew|hindi|bengali|urdu|chinese|mandarin|cantonese|japanese|"
@@ -49,20 +57,20 @@ _PATTERNS = [re.compile(p, re.I) for p in (
     r"^(?:please\s+)?(?:" + _REPLY_VERBS + r"|keep|be|stay|avoid)\b.*\b(?:always|from\s+now\s+on|going\s+forward|"
     r"in\s+(?:the\s+)?future)\W*$",
     r"^(?:don't|do\s+not)\s+(?:ever\s+)?(?:" + _REPLY_VERBS + r")\b",
-    r"\bI(?:'d|\s+would)?\s+(?:really\s+|much\s+|strongly\s+)?prefer\b",
-    r"\bI(?:'d|\s+would)?\s+(?:like|want)\s+you\s+to\b",
+    r"\bI\s+(?:really\s+|much\s+|strongly\s+|generally\s+|usually\s+|always\s+)?prefer\b",
     r"\bI\s+like\s+my\s+\w+",
     r"\bI(?:'m|\s+am)\s+(?:severely\s+|very\s+|highly\s+|deathly\s+|mildly\s+|also\s+)?allergic\s+to\b",
     r"\bI\s+have\s+(?:a\s+|an\s+)?(?:severe\s+|mild\s+)?(?:\w+\s+)?allergy\b",
-    r"\bI(?:'m|\s+am)\s+(?:a\s+)?(?:strict\s+|now\s+|also\s+)?(?:vegetarian|vegan|pescatarian|"
+    r"\bI(?:'m|\s+am)\s+(?:a\s+)?(?:strict\s+|now\s+|also\s+|bit\s+|little\s+|slightly\s+)?(?:vegetarian|vegan|pescatarian|"
     r"lactose[- ]intolerant|gluten[- ]intolerant|gluten[- ]free|celiac|coeliac|diabetic|teetotal|sober|"
     r"keeping\s+kosher|kosher|halal)\b",
     r"\bI\s+(?:don't|do\s+not|can't|cannot|never)\s+(?:eat|drink)\b",
     r"^(?:please\s+)?(?:call|address)\s+me\b",
     r"\bmy\s+pronouns\s+are\b",
-    r"^(?:please\s+)?(?:reply|answer|respond|write|talk|speak)\s+(?:to\s+me\s+)?(?:only\s+)?in\s+(?:" +
+    r"^(?:please\s+)?(?:reply|answer|respond|talk|speak)\s+(?:to\s+me\s+)?(?:only\s+)?in\s+(?:" +
     _LANGUAGES + r")\b",
 )]
+_REQUEST = re.compile(r"\bI(?:'d|\s+would)?\s+(?:like|want)\s+you\s+to\b|\bI(?:'d|\s+would)\s+prefer\b", re.I)
 # the first-person patterns above may follow a hypothetical ("if I were vegan") which the gate catches
 _KIND_RULES = [
     ("allergy", re.compile(r"\ballerg", re.I)),
@@ -93,7 +101,11 @@ def is_instruction(sentence: str) -> bool:
     if is_question(sentence):
         return False
     clause = OPENER.sub("", sentence.strip())
-    return any((m := pattern.search(clause)) and asserted_before(clause, m.start()) for pattern in _PATTERNS)
+    if any((m := pattern.search(clause)) and asserted_before(clause, m.start()) for pattern in _PATTERNS):
+        return True
+    # "I want you to / I'd like you to / I'd prefer ..." count only when they say they are meant to last
+    m = _REQUEST.search(clause)
+    return bool(m and _STANDING.search(clause) and asserted_before(clause, m.start()))
 
 
 def instruction_id(user: str, text: str, source: str, session_id: str | None = None,

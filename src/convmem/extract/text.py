@@ -21,9 +21,10 @@ _NOT_ASSERTED = re.compile(
     r"hoping|want|wants|wanted|plan|plans|planning|thinking|considering|consider|would|could|might|should|"
     r"will|shall|gonna|going to|i'd|i'll|we'll|let's|said|says|told|tells|thinks|thought|asked|asks|claims|"
     r"claimed|dreamt|dreamed|dream|not|never|no longer|don't|didn't|haven't|hadn't|wasn't|isn't|aren't|can't|"
-    r"cannot|won't|wouldn't)\b",
+    r"cannot|won't|wouldn't|as if|as though)\b",
     re.I,
 )
+_LIKE = re.compile(r"\blike\s*$", re.I)
 ASSISTANT_ROLES = frozenset({"assistant", "system", "tool", "bot", "ai", "model", "function", "developer"})
 #: discourse openers stripped before clause-initial patterns ("Oh, and from now on ...")
 OPENER = re.compile(
@@ -50,7 +51,8 @@ def is_question(sentence: str) -> bool:
 
 def asserted_before(sentence: str, start: int) -> bool:
     """True when nothing before `start` in the sentence makes what follows hypothetical, negated or reported."""
-    return not _NOT_ASSERTED.search(sentence[:start])
+    prefix = sentence[:start]
+    return not _NOT_ASSERTED.search(prefix) and not _LIKE.search(prefix)  # "explain it like I'm 5"
 
 
 def is_user_role(role: str) -> bool:
