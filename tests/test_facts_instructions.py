@@ -79,6 +79,8 @@ def test_instruction_from_a_turn_appears_in_a_later_context(conversation):
     assert "bullet points" in section and memories.startswith("Memory:")
     assert {i["source"] for i in ctx.instructions} == {"turn"} and ctx.tokens <= 400
     assert ctx.to_dict()["instructions"][0]["reason"].startswith("always on")
+    plain = mem.context("What snack should I buy for the trip?", user="ana", budget_tokens=400, instructions=False)
+    assert plain.text.startswith("Memory:") and plain.instructions == []
 
 
 def test_api_instructions_selection_and_errors(memory):
@@ -244,3 +246,21 @@ def test_postgres_fences_the_new_tables_like_the_others(store_location):
             " AND c.relname IN ('turns', 'facts', 'instructions') ORDER BY c.relname").fetchall()
     assert [r[0] for r in rows] == ["facts", "instructions", "turns"]
     assert all(r[1] and r[2] for r in rows) and len({(r[3], r[4]) for r in rows}) == 1
+
+
+def test_bench_facts_samples_rule_facts_of_longmemeval_user_turns(tmp_path):
+    item = {"question_id": "q1", "question_type": "knowledge-update", "question": "Where do I live?",
+            "question_date": "2023/05/30 (Tue) 10:00", "answer": "Berlin", "answer_session_ids": ["a"],
+            "haystack_dates": ["2023/05/01 (Mon) 09:00", "2023/05/20 (Sat) 09:00"], "haystack_session_ids": ["a", "b"],
+            "haystack_sessions": [
+                [{"role": "user", "content": "I live in Lisbon. I prefer window seats."},
+                 {"role": "assistant", "content": "I live in the cloud."}],
+                [{"role": "user", "content": "I moved to Berlin. Do I live near a lake?"}]]}
+    data = tmp_path / "lme.json"
+    data.write_text(json.dumps([item]))
+    out = CliRunner().invoke(main, ["bench", "facts", str(data), "--out", str(tmp_path / "f"), "--sample", "5"])
+    assert out.exit_code == 0, out.output
+    summary = json.loads((tmp_path / "f" / "summary.json").read_text())
+    assert (summary["user_turns"], summary["facts"], summary["instructions"], summary["sample"]) == (2, 2, 1, 2)
+    sample = [json.loads(line) for line in (tmp_path / "f" / "sample.jsonl").read_text().splitlines()]
+    assert sorted(x["value"] for x in sample) == ["Berlin", "Lisbon"]

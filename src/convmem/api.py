@@ -295,11 +295,12 @@ class Memory(FactsAndInstructions):
 
     def context(self, query: str, *, user: str, budget_tokens: int = 2000, since: datetime | str | None = None,
                 until: datetime | str | None = None, speakers: Sequence[str] | None = None,
-                query_vector: np.ndarray | None = None, now: datetime | str | None = None) -> Context:
+                query_vector: np.ndarray | None = None, now: datetime | str | None = None,
+                instructions: bool = True) -> Context:
         """A dated, cited block of the most relevant memories, never over `budget_tokens`.
 
         The user's standing instructions that apply to `query` come first, in their own section (at most half
-        the budget); the memories fill the rest."""
+        the budget); the memories fill the rest. `instructions=False` leaves them out (memories only)."""
         if not isinstance(budget_tokens, int) or isinstance(budget_tokens, bool) or budget_tokens < 1:
             raise InputError("budget_tokens must be a positive integer")
         speakers = _names(speakers, "speakers")
@@ -307,7 +308,8 @@ class Memory(FactsAndInstructions):
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers)
         order = [int(i) for i in np.argsort(-np.where(mask, scores, -np.inf), kind="stable") if mask[i]]
-        chosen = [s.to_dict() for s in self._select(self.instructions(user), query, query_vector)]
+        chosen = [s.to_dict() for s in self._select(self.instructions(user), query, query_vector)] \
+            if instructions else []
         section = render_instructions(chosen)
         while chosen and self.token_counter.count(section) > budget_tokens // 2:
             chosen.pop()  # least applicable first

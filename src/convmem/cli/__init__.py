@@ -200,8 +200,9 @@ for command in (bench, migrate, serve, mcp, keys):
 for command in (scale, reliability, longctx):
     bench.add_command(command)
 
-from convmem.cli.memory import bench_instructions, facts, instructions  # noqa: E402
+from convmem.cli.memory import bench_facts, bench_instructions, facts, instructions  # noqa: E402
 
 main.add_command(facts)
 main.add_command(instructions)
 bench.add_command(bench_instructions)
+bench.add_command(bench_facts)

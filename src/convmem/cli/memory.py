@@ -127,3 +127,23 @@ def bench_instructions(out_dir: str, data: str | None, threshold: float | None, 
         o = row["splits"]["all"]
         click.echo(f"{row['rule']}: precision {o['precision']:.3f} recall {o['recall']:.3f} f1 {o['f1']:.3f}")
     click.echo(f"wrote {out_dir}/results.json and {out_dir}/report.md", err=True)
+
+
+@click.command("facts")
+@click.argument("data", type=click.Path(dir_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for summary.json, sample.jsonl and instructions.jsonl.")
+@click.option("--from", "first", default=0, show_default=True, type=click.IntRange(min=0), help="First haystack.")
+@click.option("--to", "last", default=40, show_default=True, type=click.IntRange(min=1), help="Haystack to stop at.")
+@click.option("--sample", "size", default=40, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=31, show_default=True, type=int)
+@clean_errors
+def bench_facts(data: str, out_dir: str, first: int, last: int, size: int, seed: int) -> None:
+    """Rule facts and instructions found in the user turns of LongMemEval DATA haystacks, with a random sample
+    of facts to judge by hand."""
+    from convmem.extract.evaluate import sample_facts
+
+    summary = sample_facts(data, out_dir, first=first, last=last, size=size, seed=seed)
+    click.echo(f"{summary['facts']} facts and {summary['instructions']} instructions in {summary['user_turns']} user "
+               f"turns ({summary['turns_per_second']} turns/s); sample of {summary['sample']} in "
+               f"{out_dir}/sample.jsonl")

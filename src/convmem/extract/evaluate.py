@@ -1,4 +1,5 @@
-"""Precision/recall of standing-instruction selection on a labelled set (`convmem bench instructions`).
+"""Precision/recall of standing-instruction selection on a labelled set (`convmem bench instructions`), and a
+sample of rule facts from real user turns to judge by hand (`convmem bench facts`).
 
 The set (default: the shipped `convmem/data/instructions_eval.jsonl`, written for convmem) has lines of three
 types: "about"; "user" (a user id and its instructions, each with an id and text); "request" (id, split dev|test,
@@ -121,3 +122,43 @@ def report(results: dict[str, Any]) -> str:
         if extra or missed:
             lines.append(f"- {row['id']} ({row['split']}) {row['request']!r}: extra {extra}, missed {missed}")
     return "\n".join(lines) + "\n"
+
+
+def sample_facts(path: str, out_dir: str, *, first: int = 0, last: int = 40, size: int = 40,
+                 seed: int = 31) -> dict[str, Any]:
+    """Rule facts of the user turns of LongMemEval haystacks `first`..`last`: counts, speed, and a random sample
+    (`sample.jsonl`, one fact with its sentence per line) to judge by hand for precision."""
+    import random
+
+    from convmem.extract.facts import extract_facts
+    from convmem.extract.instructions import extract_instructions
+    from convmem.ingest import parse_sessions, read_data
+
+    items = read_data(path)
+    if not isinstance(items, list):
+        raise FormatError("expected a LongMemEval list of questions", source=path)
+    facts, instructions, turns, user_turns, seconds = [], [], 0, 0, 0.0
+    for item in items[first:last]:
+        for s in parse_sessions([item], "longmemeval", source=path):
+            start = time.perf_counter()
+            found = extract_facts(s.turns, s.session_id, s.started_at)
+            said = extract_instructions(s.user, s.turns, s.session_id, s.started_at)
+            seconds += time.perf_counter() - start
+            facts += [{"user": s.user, "attribute": f.attribute, "value": f.value, "sentence": f.evidence}
+                      for f in found]
+            instructions += [{"user": s.user, "kind": i.kind, "text": i.text} for i in said]
+            turns += len(s.turns)
+            user_turns += sum(t.role == "user" for t in s.turns)
+    random.Random(seed).shuffle(facts)
+    summary = {"data": path, "haystacks": [first, last], "turns": turns, "user_turns": user_turns,
+               "facts": len(facts), "instructions": len(instructions), "extract_seconds": round(seconds, 3),
+               "turns_per_second": round(turns / seconds) if seconds else None, "seed": seed,
+               "sample": min(size, len(facts))}
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "sample.jsonl"), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(x, ensure_ascii=False) + "\n" for x in facts[:size])
+    with open(os.path.join(out_dir, "instructions.jsonl"), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(x, ensure_ascii=False) + "\n" for x in instructions)
+    with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return summary
