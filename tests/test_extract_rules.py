@@ -30,6 +30,8 @@ FACTS = [
     ("my sister's name is Lena", [("sister's name", "Lena")]),
     ("I'm 34 years old", [("age", "34")]),
     ("I'm actually living in Tokyo right now, not Nikko.", [("lives in", "Tokyo")]),
+    ("My wife and I just moved to Austin.", [("lives in", "Austin")]),
+    ("I got promoted to senior engineer last week.", [("job", "senior engineer")]),
     ("I just got engaged!", [("relationship status", "engaged")]),
 ]
 NOT_FACTS = [
@@ -47,14 +49,15 @@ INSTRUCTIONS = [
     ("I don't eat pork", "diet"), ("Call me Sam.", "address"),
     ("Oh, and by the way, I'm severely allergic to shellfish", "allergy"), ("Use metric units, always.", "units"),
     ("I'd like you to always answer in German.", "language"), ("I'm a bit lactose intolerant.", "diet"),
-    ("I prefer Airbnb.", "general"),
+    ("I prefer Airbnb.", "general"), ("Keep your answers short.", "format"), ("Be concise.", "format"),
+    ("Use metric units.", "units"), ("Don't use emojis.", "format"),
 ]
 NOT_INSTRUCTIONS = [
     "Should I always wear a helmet?", "If I were vegan, what would I eat?", "I always go running on Sundays.",
     "Always wanted to see Rome.", "Never mind.", "Don't worry about it.", "Do you prefer tea?",
     "My friend prefers coffee.", "Never been to Paris.", "I want you to act as an advertiser.",
     "I'd prefer a park within a 30-minute drive.", "Always eager to learn new skills.",
-    "Please write in English language.",
+    "Please write in English language.", "Use a spoon for the sauce.", "Keep the receipt.",
 ]
 T = [datetime(2024, m, 1, 9, tzinfo=timezone.utc) for m in range(1, 13)]
 

@@ -128,7 +128,7 @@ def sample_facts(path: str, out_dir: str, *, first: int = 0, last: int = 40, siz
                  seed: int = 31) -> dict[str, Any]:
     """Rule facts of the user turns of LongMemEval haystacks `first`..`last`: counts, speed, and a random sample
     (`sample.jsonl`, one fact with its sentence per line) to judge by hand for precision."""
-    import random
+    import hashlib
 
     from convmem.extract.facts import extract_facts
     from convmem.extract.instructions import extract_instructions
@@ -149,7 +149,10 @@ def sample_facts(path: str, out_dir: str, *, first: int = 0, last: int = 40, siz
             instructions += [{"user": s.user, "kind": i.kind, "text": i.text} for i in said]
             turns += len(s.turns)
             user_turns += sum(t.role == "user" for t in s.turns)
-    random.Random(seed).shuffle(facts)
+    # sampled by a seeded hash of each fact, so a rule change that adds or drops a few facts changes only those
+    # entries of the sample
+    facts.sort(key=lambda x: hashlib.sha256(f"{seed}\0{x['user']}\0{x['attribute']}\0{x['value']}\0{x['sentence']}"
+                                            .encode("utf-8", "surrogatepass")).hexdigest())
     summary = {"data": path, "haystacks": [first, last], "turns": turns, "user_turns": user_turns,
                "facts": len(facts), "instructions": len(instructions), "extract_seconds": round(seconds, 3),
                "turns_per_second": round(turns / seconds) if seconds else None, "seed": seed,

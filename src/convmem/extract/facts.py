@@ -7,9 +7,9 @@ statement when it is a question, or when the words before the pattern make it hy
 
 | rule | attribute | value |
 |---|---|---|
-| I moved / relocated to X; I live / am living / am based in X | lives in | X |
+| I / we / my wife and I moved / relocated to X; I / we live in X; I am living / based in X | lives in | X |
 | I work at / for X; I started working at X; I got a job at X | works at | X |
-| I work as (a) X | job | X |
+| I work as (a) X; I got promoted to X | job | X |
 | I started / began / took up X | X (the activity) | started |
 | I stopped / quit / gave up X | X (the activity) | stopped |
 
@@ -36,6 +36,7 @@ _ADV = r"(?:(?:just|recently|finally|actually|now|currently|still|also|officiall
 _HAVE = r"(?:(?:'ve|\s+have|\s+had)\s+)?"
 _I = r"\bI" + _HAVE + r"\s*" + _ADV
 _IM = r"\bI(?:'m|\s+am)\s+" + _ADV
+_WE = r"\b(?:my\s+(?:wife|husband|partner|family)\s+and\s+I|we)" + _HAVE + r"\s*" + _ADV
 _VALUE = r"(?P<v>(?:[^,.;:!?()\[\]\"]|(?<=\d)[.,:](?=\d))+)"  # "10,000", "2.5" and "9:00" stay whole
 
 _STOPS = frozenset(
@@ -99,7 +100,8 @@ def norm_attribute(attribute: str) -> str:
 _NOT_OBJECTS = re.compile(
     r"^(?:at|from|in|on|to|for|with|by|into|off|out|up|it|them|this|that|these|those|one|him|her|us|myself|"
     r"again|last|next|yesterday|today|recently|feeling|noticing|realizing|thinking|wondering|getting|having|"
-    r"during|around|about|specifically|actually|something|anything|everything|(?:new\s+)?ones?$|"
+    r"during|around|about|specifically|actually|something|anything|everything|(?:new\s+)?ones?$|will|would|can|"
+    r"could|is|was|are|were|back|online|offline|there|home$|"
     r"(?:pair|some|few|lot|couple|bunch|set)(?:\s+of)?$)\b|^(?:working|using|wearing|looking|trying|going|making|doing|seeing|it|them|off|out|up)$", re.I)
 _ING_TAIL = re.compile(r"^\s*\S+\s+(with|on|about|to|at|for|in)\s+(.*)$", re.I)
 _WHEN = re.compile(r"^(?:january|february|march|april|may|june|july|august|september|october|november|december|"
@@ -124,14 +126,16 @@ def _fixed(attribute: str) -> Callable[[re.Match[str], str], tuple[str, str] | N
 def _started(value_word: str) -> Callable[[re.Match[str], str], tuple[str, str] | None]:
     def make(m: re.Match[str], value: str) -> tuple[str, str] | None:
         activity = _activity(value)
-        if activity.endswith("ing") and " " not in activity:  # "experimenting with sourdough", not "experimenting"
-            tail = _ING_TAIL.match(m.group("v"))
+        if " " not in activity:  # "experimenting with sourdough", not "experimenting"
+            tail = _ING_TAIL.match(re.sub(r"^\s*to\s+", "", m.group("v"), flags=re.I))
             rest = cut_value(tail.group(2), max_words=3) if tail else ""
             if rest and not _NOT_OBJECTS.match(rest) and not _WHEN.match(rest):
                 activity = f"{activity} {tail.group(1).casefold()} {rest.casefold()}"
+            elif tail and not _WHEN.match(tail.group(2).strip()):
+                return None  # "participating in it", "listening to \"...\"": what was started is not said
         if not activity or _NOT_VALUES.match(activity) or _NOT_OBJECTS.match(activity) or \
                 re.match(r"\w+ed\b", activity) or \
-                activity.split()[-1] in ("it", "them", "this", "that", "one", "her", "him"):  # "using it"
+                {"it", "them", "this", "that", "one", "her", "him"} & set(activity.split()):  # "using it"
             return None
         return activity, value_word
     return make
@@ -162,9 +166,11 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 RULES: list[Rule] = [
     (_compile(_I + r"(?:moved|relocated)\s+(?:back\s+|over\s+)?to\s+" + _VALUE), _fixed("lives in")),
-    (_compile(r"\bI\s+" + _ADV + r"live\s+in\s+" + _VALUE), _fixed("lives in")),
+    (_compile(_WE + r"(?:moved|relocated)\s+(?:back\s+|over\s+)?to\s+" + _VALUE), _fixed("lives in")),
+    (_compile(r"\b(?:I|we)\s+" + _ADV + r"live\s+in\s+" + _VALUE), _fixed("lives in")),
     (_compile(_IM + r"(?:living|based|settled)\s+in\s+" + _VALUE), _fixed("lives in")),
     (_compile(r"\bI\s+" + _ADV + r"work\s+as\s+" + _VALUE), _fixed("job")),
+    (_compile(_I + r"(?:got|was|have\s+been|'ve\s+been)\s+promoted\s+to\s+" + _VALUE), _fixed("job")),
     (_compile(_IM + r"working\s+as\s+" + _VALUE), _fixed("job")),
     (_compile(r"\bI\s+" + _ADV + r"work\s+(?:at|for)\s+" + _VALUE), _fixed("works at")),
     (_compile(_IM + r"working\s+(?:at|for)\s+" + _VALUE), _fixed("works at")),

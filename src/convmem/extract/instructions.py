@@ -4,15 +4,19 @@ A sentence of a user turn is a standing instruction when, after an opener ("Oh, 
 - starts with "always" / "never" / "please always|never" followed by a verb ("Always book aisle seats");
 - starts with "from now on", "going forward", "in the future", "moving forward", "for future reference", or is
   an imperative that ends with one of them or with "always" ("Use metric units, always.");
-- starts with "please don't|do not|stop" or "don't|do not" followed by a verb of a reply or an errand
-  ("Please don't use emojis", "Don't book red-eye flights");
+- starts with "please don't|do not|stop" ("Please don't use emojis");
 - says "I prefer ..." or "I like my ..."; "I'd prefer ...", "I want you to ...", "I'd like you to ..." only with a
   word that makes them last ("always", "from now on", "whenever", "every time": otherwise they ask for the task at
   hand, "I want you to act as a copywriter");
 - declares a constraint: "I'm allergic to ...", "I'm vegetarian / vegan / lactose intolerant / ...", "I don't eat
   ...", "I can't drink ...";
 - asks how to be addressed or answered: "call me ...", "reply in French", "my pronouns are ..." ("write in
-  English" is left out: it is how one-off writing tasks are asked).
+  English" is left out: it is how one-off writing tasks are asked);
+- is short (at most six words), names no particular task (no "it", "this", "the following", "summary", "code",
+  quotes, ...) and either starts with "don't" + a verb of a reply or an errand ("Don't book red-eye flights") or
+  is an imperative (use, keep, avoid, be, stay, stick to, no) of kind format or units ("Keep your answers short.",
+  "Use metric units.", "Be concise."): chat logs are full of task commands ("Don't write 'Sure'", "Make it 600
+  words long", "Use these to write the summary").
 Questions and hypotheticals ("If I were vegan ...", "Should I always ...?") are not instructions.
 
 Kinds: allergy, diet, language, format, address, units, general. `ALWAYS_ON` kinds apply to every request (see
@@ -56,7 +60,6 @@ _PATTERNS = [re.compile(p, re.I) for p in (
     r"^please\s+(?:don't|do\s+not|stop)\s+\w+",
     r"^(?:please\s+)?(?:" + _REPLY_VERBS + r"|keep|be|stay|avoid)\b.*\b(?:always|from\s+now\s+on|going\s+forward|"
     r"in\s+(?:the\s+)?future)\W*$",
-    r"^(?:don't|do\s+not)\s+(?:ever\s+)?(?:" + _REPLY_VERBS + r")\b",
     r"\bI\s+(?:really\s+|much\s+|strongly\s+|generally\s+|usually\s+|always\s+)?prefer\b",
     r"\bI\s+like\s+my\s+\w+",
     r"\bI(?:'m|\s+am)\s+(?:severely\s+|very\s+|highly\s+|deathly\s+|mildly\s+|also\s+)?allergic\s+to\b",
@@ -70,6 +73,10 @@ _PATTERNS = [re.compile(p, re.I) for p in (
     r"^(?:please\s+)?(?:reply|answer|respond|talk|speak)\s+(?:to\s+me\s+)?(?:only\s+)?in\s+(?:" +
     _LANGUAGES + r")\b",
 )]
+_STYLE_IMPERATIVE = re.compile(r"^(?:use|keep|avoid|be|stay|stick\s+to|no)\b", re.I)
+_BARE_DONT = re.compile(r"^(?:don't|do\s+not)\s+(?:ever\s+)?(?:" + _REPLY_VERBS + r")\b", re.I)
+_TASK_WORDS = re.compile(r"\b(?:it|this|that|these|those|them|following|above|below|here|story|article|essay|"
+                         r"summary|code|text|prompt|list|table|email|letter|post|question|questions)\b|[\":]|\s'|'\s", re.I)
 _REQUEST = re.compile(r"\bI(?:'d|\s+would)?\s+(?:like|want)\s+you\s+to\b|\bI(?:'d|\s+would)\s+prefer\b", re.I)
 # the first-person patterns above may follow a hypothetical ("if I were vegan") which the gate catches
 _KIND_RULES = [
@@ -103,6 +110,11 @@ def is_instruction(sentence: str) -> bool:
     clause = OPENER.sub("", sentence.strip())
     if any((m := pattern.search(clause)) and asserted_before(clause, m.start()) for pattern in _PATTERNS):
         return True
+    # short and about no task in particular: "Don't use emojis.", "Keep your answers short.", "Use metric units."
+    # (chat logs are full of task commands: "Don't write 'Sure'", "Make it 600 words long", "Use these to ...")
+    if len(clause.split()) <= 6 and not _TASK_WORDS.search(clause):
+        if _BARE_DONT.match(clause) or (_STYLE_IMPERATIVE.match(clause) and classify(clause) in ("format", "units")):
+            return True
     # "I want you to / I'd like you to / I'd prefer ..." count only when they say they are meant to last
     m = _REQUEST.search(clause)
     return bool(m and _STANDING.search(clause) and asserted_before(clause, m.start()))

@@ -12,7 +12,7 @@ import re
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n+|;\s+")
 _QUESTION_START = re.compile(
     r"^(?:do|does|did|is|are|am|was|were|should|shall|can|could|would|will|have|has|had|may|might|must|what|"
-    r"where|when|why|how|who|which|whom|whose|isn't|aren't|don't|doesn't|didn't|won't|wouldn't|shouldn't)\b",
+    r"where|when|why|how|who|which|whom|whose|isn't|aren't|doesn't|didn't|won't|wouldn't|shouldn't)\b",
     re.I,
 )
 #: words that, before a pattern in its sentence, make it something other than a statement of fact
