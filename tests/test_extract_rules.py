@@ -149,7 +149,8 @@ def test_llm_facts_are_validated_and_grounded():
     facts = llm_facts(model, SESSION)
     assert [(f.subject, f.attribute, f.value, f.turn_id, f.extractor) for f in facts] == [
         ("Ana", "lives in", "Berlin", "s9_1", "llm"), ("Ana", "cat name", "Miso", "s9_3", "llm")]
-    assert "OpenAI" not in model.calls[0][1]["content"]  # assistant turns are not shown
+    shown = model.calls[0][-1]["content"]
+    assert "1. Ana: I moved to Berlin" in shown and "OpenAI" not in shown  # assistant turns are not shown
 
 
 def test_llm_output_that_is_never_json_raises():

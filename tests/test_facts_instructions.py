@@ -216,14 +216,15 @@ def test_bench_instructions_writes_results_and_report(tmp_path):
     assert "| precision |" in (tmp_path / "b" / "report.md").read_text()
 
 
-def test_llm_extractor_replaces_rule_facts_and_falls_back_to_them(store_location, embedder):
+def test_llm_extractor_adds_to_rule_facts_and_failures_change_nothing(store_location, embedder):
     from test_extract_rules import Scripted
 
-    good = Scripted('[{"turn": 1, "attribute": "home city", "value": "Lisbon"}]')
+    good = Scripted('[{"turn": 1, "attribute": "home city", "value": "Lisbon"},'
+                    ' {"turn": 1, "attribute": "greeting", "value": "Hi"}]')
     with Memory(store_location, embedder=embedder, facts_extractor="llm", chat_model=good) as mem:
-        mem.add_session(CONVERSATION[0])
-        assert [(f.attribute, f.value, f.extractor) for f in mem.fact_timeline("ana")] == [
-            ("home city", "Lisbon", "llm")]
+        mem.add_session(CONVERSATION[0])  # "Lisbon" the rules found in that turn too: only "Hi" is added
+        assert sorted((f.attribute, f.value, f.extractor) for f in mem.fact_timeline("ana")) == [
+            ("greeting", "Hi", "llm"), ("lives in", "Lisbon", "rules"), ("works at", "bakery", "rules")]
         assert len(mem.instructions("ana")) == 2  # instructions stay with the rules
         mem._chat = Scripted("not json", "still not", "no")  # fails: the rule facts of the session stay
         mem.add_session(CONVERSATION[1])
@@ -264,3 +265,13 @@ def test_bench_facts_samples_rule_facts_of_longmemeval_user_turns(tmp_path):
     assert (summary["user_turns"], summary["facts"], summary["instructions"], summary["sample"]) == (2, 2, 1, 2)
     sample = [json.loads(line) for line in (tmp_path / "f" / "sample.jsonl").read_text().splitlines()]
     assert sorted(x["value"] for x in sample) == ["Berlin", "Lisbon"]
+
+    from convmem.extract.evaluate import sample_facts
+    from test_extract_rules import Scripted
+
+    model = Scripted('[{"turn": 1, "attribute": "home", "value": "Lisbon"}, {"turn": 1, "attribute": "x", '
+                     '"value": "Paris"}]', "nothing", "still nothing", "no")
+    summary = sample_facts(str(data), str(tmp_path / "g"), llm=model)
+    assert {k: summary["llm"][k] for k in ("sessions", "not_json", "items_written", "items_kept",
+                                            "kept_also_found_by_rules")} == \
+        {"sessions": 2, "not_json": 1, "items_written": 2, "items_kept": 1, "kept_also_found_by_rules": 1}

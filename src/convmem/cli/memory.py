@@ -137,13 +137,24 @@ def bench_instructions(out_dir: str, data: str | None, threshold: float | None, 
 @click.option("--to", "last", default=40, show_default=True, type=click.IntRange(min=1), help="Haystack to stop at.")
 @click.option("--sample", "size", default=40, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=31, show_default=True, type=int)
+@click.option("--llm", default=None, metavar="SPEC", help="Also run the LLM extractor with this chat model "
+                                                           "('smollm2', a model path or an http(s) URL).")
+@click.option("--llm-sessions", default=10, show_default=True, type=click.IntRange(min=1),
+              help="How many sessions (with a rule fact) the LLM reads.")
 @clean_errors
-def bench_facts(data: str, out_dir: str, first: int, last: int, size: int, seed: int) -> None:
+def bench_facts(data: str, out_dir: str, first: int, last: int, size: int, seed: int, llm: str | None,
+                llm_sessions: int) -> None:
     """Rule facts and instructions found in the user turns of LongMemEval DATA haystacks, with a random sample
     of facts to judge by hand."""
     from convmem.extract.evaluate import sample_facts
 
-    summary = sample_facts(data, out_dir, first=first, last=last, size=size, seed=seed)
+    summary = sample_facts(data, out_dir, first=first, last=last, size=size, seed=seed, llm=llm,
+                           llm_sessions=llm_sessions)
     click.echo(f"{summary['facts']} facts and {summary['instructions']} instructions in {summary['user_turns']} user "
                f"turns ({summary['turns_per_second']} turns/s); sample of {summary['sample']} in "
                f"{out_dir}/sample.jsonl")
+    if "llm" in summary:
+        r = summary["llm"]
+        click.echo(f"LLM {r['model']}: {r['items_kept']} of {r['items_written']} items kept in {r['sessions']} sessions "
+                   f"({r['not_json']} not JSON), {r['kept_also_found_by_rules']} also found by the rules; "
+                   f"{r['seconds_per_session']} s per session")

@@ -125,9 +125,13 @@ def report(results: dict[str, Any]) -> str:
 
 
 def sample_facts(path: str, out_dir: str, *, first: int = 0, last: int = 40, size: int = 40,
-                 seed: int = 31) -> dict[str, Any]:
+                 seed: int = 31, llm: str | None = None, llm_sessions: int = 10) -> dict[str, Any]:
     """Rule facts of the user turns of LongMemEval haystacks `first`..`last`: counts, speed, and a random sample
-    (`sample.jsonl`, one fact with its sentence per line) to judge by hand for precision."""
+    (`sample.jsonl`, one fact with its sentence per line) to judge by hand for precision.
+
+    With `llm` (a chat model spec), the LLM extractor also runs on the first `llm_sessions` sessions holding a
+    rule fact: how many items it wrote, how many validation kept, which values the rules also found, and the
+    seconds per session (`llm.jsonl` holds its facts to judge)."""
     import hashlib
 
     from convmem.extract.facts import extract_facts
@@ -138,10 +142,13 @@ def sample_facts(path: str, out_dir: str, *, first: int = 0, last: int = 40, siz
     if not isinstance(items, list):
         raise FormatError("expected a LongMemEval list of questions", source=path)
     facts, instructions, turns, user_turns, seconds = [], [], 0, 0, 0.0
+    with_facts = []
     for item in items[first:last]:
         for s in parse_sessions([item], "longmemeval", source=path):
             start = time.perf_counter()
             found = extract_facts(s.turns, s.session_id, s.started_at)
+            if found and len(with_facts) < llm_sessions:
+                with_facts.append((s, found))
             said = extract_instructions(s.user, s.turns, s.session_id, s.started_at)
             seconds += time.perf_counter() - start
             facts += [{"user": s.user, "attribute": f.attribute, "value": f.value, "sentence": f.evidence}
@@ -158,6 +165,8 @@ def sample_facts(path: str, out_dir: str, *, first: int = 0, last: int = 40, siz
                "turns_per_second": round(turns / seconds) if seconds else None, "seed": seed,
                "sample": min(size, len(facts))}
     os.makedirs(out_dir, exist_ok=True)
+    if llm:
+        summary["llm"] = _llm_round(llm, with_facts, os.path.join(out_dir, "llm.jsonl"))
     with open(os.path.join(out_dir, "sample.jsonl"), "w", encoding="utf-8") as f:
         f.writelines(json.dumps(x, ensure_ascii=False) + "\n" for x in facts[:size])
     with open(os.path.join(out_dir, "instructions.jsonl"), "w", encoding="utf-8") as f:
@@ -165,3 +174,31 @@ def sample_facts(path: str, out_dir: str, *, first: int = 0, last: int = 40, siz
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
     return summary
+
+
+def _llm_round(spec: str, sessions: list, out_path: str) -> dict[str, Any]:
+    from convmem.extract.facts import norm_value
+    from convmem.extract.facts_llm import llm_facts_raw
+    from convmem.providers.chat import load_chat_model
+    from convmem.providers.chat_json import JSONOutputError
+
+    model = load_chat_model(spec)
+    written = kept = agreed = failed = 0
+    start = time.perf_counter()
+    with open(out_path, "w", encoding="utf-8") as out:
+        for session, rule_facts in sessions:
+            try:
+                found, raw = llm_facts_raw(model, session)
+            except JSONOutputError:
+                failed += 1
+                continue
+            rule_values = {norm_value(f.value) for f in rule_facts}
+            written, kept = written + raw, kept + len(found)
+            agreed += sum(norm_value(f.value) in rule_values for f in found)
+            out.writelines(json.dumps({"session": session.session_id, "attribute": f.attribute, "value": f.value,
+                                       "turn": f.evidence, "rules_too": norm_value(f.value) in rule_values},
+                                      ensure_ascii=False) + "\n" for f in found)
+    seconds = time.perf_counter() - start
+    return {"model": getattr(model, "name", spec), "sessions": len(sessions), "not_json": failed,
+            "items_written": written, "items_kept": kept, "kept_also_found_by_rules": agreed,
+            "seconds_per_session": round(seconds / len(sessions), 1) if sessions else None}

@@ -1,6 +1,6 @@
 """Fact statements from a chat model, one call per session, validated before anything is kept.
 
-The model sees the session's user turns, numbered, and answers a JSON list of
+The model sees one worked example, then the session's user turns, numbered, and answers a JSON list of
 `{"turn": n, "attribute": "...", "value": "..."}`. An item is kept only when its turn number exists, attribute
 and value are non-empty strings (at most 60 and 120 characters), and the value's words appear in that turn (a
 model may rephrase the attribute, not invent the value). Subject, time, session and turn come from the turn itself,
@@ -25,6 +25,13 @@ PROMPT = (
     "their family and pets, their age). Skip questions, wishes, plans and hypotheticals. Answer with only a JSON "
     'list like [{"turn": 1, "attribute": "lives in", "value": "Berlin"}], or [] when there are none.'
 )
+#: one worked example: without it SmolLM2-135M echoed the messages instead of writing JSON
+EXAMPLE = [
+    {"role": "user", "content": "1. Tom: I moved to Denver last year.\n2. Tom: My favourite food is sushi. Do you "
+                                "like it?\n3. Tom: If I had time I would learn piano."},
+    {"role": "assistant", "content": '[{"turn": 1, "attribute": "lives in", "value": "Denver"}, {"turn": 2, '
+                                     '"attribute": "favorite food", "value": "sushi"}]'},
+]
 _WORD = re.compile(r"\w+")
 
 
@@ -33,12 +40,18 @@ def _grounded(value: str, text: str) -> bool:
     return all(w in words for w in _WORD.findall(value.casefold()))
 
 
-def parse_items(data: Any, session: Session, numbered: list[int]) -> list[Fact]:
-    """The valid facts of a model answer (see the module docstring); raises JSONOutputError if it is no list."""
+def items_of(data: Any) -> list:
+    """The list of items in a model answer (a bare list, or {"facts": [...]}); JSONOutputError otherwise."""
     if isinstance(data, dict) and isinstance(data.get("facts"), list):
         data = data["facts"]
     if not isinstance(data, list):
         raise JSONOutputError("expected a JSON list of facts", str(data)[:200])
+    return data
+
+
+def parse_items(data: Any, session: Session, numbered: list[int]) -> list[Fact]:
+    """The valid facts of a model answer (see the module docstring); raises JSONOutputError if it is no list."""
+    data = items_of(data)
     facts: list[Fact] = []
     seqs: dict[int, int] = {}
     for item in data:
@@ -68,9 +81,14 @@ def parse_items(data: Any, session: Session, numbered: list[int]) -> list[Fact]:
 
 def llm_facts(model: ChatModel, session: Session, *, max_chars: int = 6000) -> list[Fact]:
     """The facts a chat model finds in one session's user turns."""
+    return llm_facts_raw(model, session, max_chars=max_chars)[0]
+
+
+def llm_facts_raw(model: ChatModel, session: Session, *, max_chars: int = 6000) -> tuple[list[Fact], int]:
+    """(the valid facts, how many items the model wrote): the difference is what validation dropped."""
     numbered = [i for i, t in enumerate(session.turns) if is_user_role(t.role)]
     if not numbered:
-        return []
+        return [], 0
     lines, size = [], 0
     for n, i in enumerate(numbered, 1):
         line = f"{n}. {session.turns[i].speaker}: {session.turns[i].text}"
@@ -79,5 +97,6 @@ def llm_facts(model: ChatModel, session: Session, *, max_chars: int = 6000) -> l
             numbered = numbered[: n - 1]
             break
         lines.append(line)
-    messages = [{"role": "system", "content": PROMPT}, {"role": "user", "content": "\n".join(lines)}]
-    return parse_items(complete_json(model, messages, max_tokens=400), session, numbered)
+    messages = [{"role": "system", "content": PROMPT}, *EXAMPLE, {"role": "user", "content": "\n".join(lines)}]
+    data = complete_json(model, messages, max_tokens=400)
+    return parse_items(data, session, numbered), len(items_of(data))

@@ -1,12 +1,13 @@
 """`Memory`'s facts and standing-instruction methods (a mixin of `convmem.api.Memory`, kept in its own module).
 
 Extraction runs at import: rule facts and recognised instructions are written in the same transaction as their
-session; with `facts_extractor="llm"` the chat model's facts then replace the rule facts of each new or changed
-session (the rule facts stay when the model fails).
+session; with `facts_extractor="llm"` the chat model's facts are then added to the rule facts of each new or
+changed session (nothing changes when the model fails or finds nothing valid).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from datetime import datetime, time, timezone
@@ -16,7 +17,7 @@ import numpy as np
 
 from convmem.errors import InputError, NotFound
 from convmem.extract import timeline
-from convmem.extract.facts import extract_facts
+from convmem.extract.facts import extract_facts, norm_value
 from convmem.extract.instructions import KINDS, extract_instructions, make_instruction
 from convmem.extract.select import DEFAULT_THRESHOLD, Selected, select
 from convmem.models import Fact, Instruction, Session, Turn, check_id, check_storable, parse_time
@@ -60,7 +61,9 @@ class FactsAndInstructions:
                 extract_instructions(session.user, session.turns, session.session_id, session.started_at))
 
     def _after_write(self, session: Session, outcome: str) -> None:
-        """With the LLM extractor, its facts replace the rule facts of a session that was added or changed."""
+        """With the LLM extractor, its facts are added to the rule facts of a session that was added or changed
+        (those whose value the rules already found in the same turn are left out; LLM facts number from 1000 in
+        their turn)."""
         if outcome == "unchanged" or self.facts_extractor != "llm":
             return
         from convmem.extract.facts_llm import llm_facts
@@ -74,8 +77,13 @@ class FactsAndInstructions:
         except JSONOutputError as exc:
             log.warning("LLM fact extraction failed for session %r, rule facts kept: %s", session.session_id, exc)
             return
-        self.store.put_derived(self.tenant, session.user, facts, [], replace_session=session.session_id,
-                               facts_only=True)
+        rules = self._derive(session)[0]
+        seen = {(f.turn_id, norm_value(f.value)) for f in rules}
+        extra = [dataclasses.replace(f, seq=1000 + f.seq) for f in facts
+                 if (f.turn_id, norm_value(f.value)) not in seen]
+        if extra:
+            self.store.put_derived(self.tenant, session.user, rules + extra, [], replace_session=session.session_id,
+                                   facts_only=True)
 
     def _derive_turns(self, user: str, session: str, turns: Sequence[Turn], started_at: datetime) -> None:
         """Facts and instructions of appended turns (ids are set by the store); idempotent."""
