@@ -202,6 +202,10 @@ def test_cli_facts_and_instructions(tmp_path):
     assert run(main, ["instructions", "remove", ins["instruction_id"], "--user", "ana", "--db", db]).exit_code == 0
     out = run(main, ["instructions", "remove", ins["instruction_id"], "--user", "ana", "--db", db])
     assert out.exit_code == 2 and "no instruction" in out.output and "Traceback" not in out.output
+    out = run(main, ["context", "What snack for the flight?", "--user", "ana", "--budget", "300", "--db", db])
+    assert out.exit_code == 0 and out.output.startswith("Standing instructions") and "allergic to peanuts" in out.output
+    out = run(main, ["context", "What snack for the flight?", "--user", "ana", "--no-instructions", "--db", db])
+    assert out.exit_code == 0 and out.output.startswith("Memory:")
     out = run(main, ["facts", "--user", "ana", "--at", "soon", "--db", db])
     assert out.exit_code == 2 and "ISO-8601" in out.output
 

@@ -33,6 +33,8 @@ def test_facts_and_instructions_routes(client):
     assert [i["instruction_id"] for i in picked][-1] == added["instruction_id"] and picked[0]["reason"]
     ctx = client.post("/v1/context", json={"user": "ana", "query": "Find me a flight", "budget_tokens": 500}).json()
     assert ctx["text"].startswith("Standing instructions") and len(ctx["instructions"]) == 2
+    plain = client.post("/v1/context", json={"user": "ana", "query": "Find me a flight", "instructions": False})
+    assert plain.json()["text"].startswith("Memory:") and plain.json()["instructions"] == []
     url = f"/v1/users/ana/instructions/{added['instruction_id']}"
     assert client.delete(url).json()["removed"] is True
     assert client.delete(url).status_code == 404

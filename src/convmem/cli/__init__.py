@@ -127,14 +127,17 @@ def search(query: str, user: str, k: int, granularity: str, since: str | None, u
 @click.option("--budget", default=2000, show_default=True, type=click.IntRange(min=1), help="Token budget.")
 @click.option("--since", default=None, help="Only turns at or after this ISO-8601 time.")
 @click.option("--until", default=None, help="Only turns at or before this ISO-8601 time.")
+@click.option("--instructions/--no-instructions", default=True, show_default=True,
+              help="Put the user's standing instructions that apply to QUERY first.")
 @click.option("--json", "as_json", is_flag=True, help="Print text, citations and token count as JSON.")
 @db_option
 @tenant_option
 @clean_errors
-def context(query: str, user: str, budget: int, since: str | None, until: str | None, as_json: bool,
-            db: str | None, tenant: str) -> None:
+def context(query: str, user: str, budget: int, since: str | None, until: str | None, instructions: bool,
+            as_json: bool, db: str | None, tenant: str) -> None:
     """Assemble the memory block an LLM should read to answer QUERY."""
-    ctx = open_memory(db, tenant).context(query, user=user, budget_tokens=budget, since=since, until=until)
+    ctx = open_memory(db, tenant).context(query, user=user, budget_tokens=budget, since=since, until=until,
+                                          instructions=instructions)
     if as_json:
         emit_json(ctx.to_dict())
     else:

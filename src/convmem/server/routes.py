@@ -89,7 +89,7 @@ def install_routes(app: FastAPI) -> None:
               summary="A dated, cited memory block under a token budget (Memory.context)")
     def context(body: ContextIn, mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
         ctx = mem.context(body.query, user=body.user, budget_tokens=body.budget_tokens, since=body.since,
-                          until=body.until, speakers=body.speakers)
+                          until=body.until, speakers=body.speakers, instructions=body.instructions)
         return ctx.to_dict()
 
     @app.get("/v1/users", response_model=UsersOut, tags=["memory"], summary="Users with memory (Memory.users)")

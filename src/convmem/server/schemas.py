@@ -103,6 +103,8 @@ class ContextIn(Strict):
     since: Time | None = None
     until: Time | None = None
     speakers: list[str] | None = None
+    instructions: bool = Field(True, description="Put the standing instructions that apply first (false: "
+                                                 "memories only).")
 
 
 class CitationOut(BaseModel):
