@@ -31,6 +31,7 @@ FACTS = [
     ("I'm 34 years old", [("age", "34")]),
     ("I'm actually living in Tokyo right now, not Nikko.", [("lives in", "Tokyo")]),
     ("My wife and I just moved to Austin.", [("lives in", "Austin")]),
+    ("I've been living in Porto for three years.", [("lives in", "Porto")]),
     ("I got promoted to senior engineer last week.", [("job", "senior engineer")]),
     ("I just got engaged!", [("relationship status", "engaged")]),
 ]

@@ -7,7 +7,7 @@ statement when it is a question, or when the words before the pattern make it hy
 
 | rule | attribute | value |
 |---|---|---|
-| I / we / my wife and I moved / relocated to X; I / we live in X; I am living / based in X | lives in | X |
+| I / we / my wife and I moved / relocated to X; I / we live in X; I am living / based in X; I've been living in X | lives in | X |
 | I work at / for X; I started working at X; I got a job at X | works at | X |
 | I work as (a) X; I got promoted to X | job | X |
 | I started / began / took up X | X (the activity) | started |
@@ -169,6 +169,7 @@ RULES: list[Rule] = [
     (_compile(_WE + r"(?:moved|relocated)\s+(?:back\s+|over\s+)?to\s+" + _VALUE), _fixed("lives in")),
     (_compile(r"\b(?:I|we)\s+" + _ADV + r"live\s+in\s+" + _VALUE), _fixed("lives in")),
     (_compile(_IM + r"(?:living|based|settled)\s+in\s+" + _VALUE), _fixed("lives in")),
+    (_compile(r"\b(?:I|we)(?:'ve|\s+have)\s+" + _ADV + r"been\s+living\s+in\s+" + _VALUE), _fixed("lives in")),
     (_compile(r"\bI\s+" + _ADV + r"work\s+as\s+" + _VALUE), _fixed("job")),
     (_compile(_I + r"(?:got|was|have\s+been|'ve\s+been)\s+promoted\s+to\s+" + _VALUE), _fixed("job")),
     (_compile(_IM + r"working\s+as\s+" + _VALUE), _fixed("job")),
