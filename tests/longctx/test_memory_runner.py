@@ -147,7 +147,10 @@ def test_cli_memory_method_and_its_errors(tmp_path, monkeypatch, tiny_model, tin
     zero = CliRunner().invoke(longctx, args[:8] + ["--policy-arg", "memory.budget_tokens=0",
                                                    "--out", str(tmp_path / "z"), "--no-progress"])
     assert zero.exit_code == 2 and "budget_tokens must be a positive integer" in zero.output
-    assert "Traceback" not in bad.output + zero.output
+    text = CliRunner().invoke(longctx, ["--task", "passkey", "--method", "memory", "--out", str(tmp_path / "t"),
+                                        "--policy-arg", "memory.turn_tokens=many"])
+    assert text.exit_code == 2 and "turn_tokens must be a positive integer, got 'many'" in text.output
+    assert "Traceback" not in bad.output + zero.output + text.output
 
 
 @pytest.mark.slow

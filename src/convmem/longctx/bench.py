@@ -46,12 +46,16 @@ class Grid:
         for m in self.methods:
             if m not in METHODS:
                 raise InputError(f"unknown method {m!r}; use one of {', '.join(METHODS)}")
-        from convmem.longctx.memory_runner import MEMORY_ARGS
+        from convmem.longctx.memory_runner import MEMORY_ARGS, _positive
 
-        unknown = set(self.policy_args.get("memory", {})) - set(MEMORY_ARGS)
+        memory_args = self.policy_args.get("memory", {})
+        unknown = set(memory_args) - set(MEMORY_ARGS)
         if unknown:
             raise InputError(f"unknown --policy-arg for memory: {', '.join(sorted(unknown))}; "
                              f"use {', '.join(MEMORY_ARGS)}")
+        for name in ("budget_tokens", "turn_tokens", "session_tokens"):
+            if name in memory_args:
+                _positive(memory_args[name], name)
         if self.endpoint and "memory" in self.methods:
             raise InputError("method memory reads with the local model; run it without --endpoint")
         if self.endpoint and not self.endpoint_model:

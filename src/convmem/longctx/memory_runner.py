@@ -46,6 +46,7 @@ MEMORY_ARGS = ("budget_tokens", "turn_tokens", "session_tokens", "embedder", "re
 
 
 def _positive(value, what: str) -> int:
+    """`value` if it is an integer >= 1, else InputError naming `what`."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InputError(f"{what} must be a positive integer, got {value!r}")
     return value
