@@ -24,7 +24,7 @@ class RetrievalConfig:
     session_doc_weight: float = 0.5  # granularity="session": weight of the whole session as one document
     session_prior: float = 0.0  # two-stage: each turn also gets this x its session's document score
     session_diversity: float = 1.0  # turn ranking: each earlier pick from a session multiplies its others by this
-    context_turn_tokens: int = 160  # context assembly: longer turns are cut to the sentences around the match
+    context_turn_tokens: int = 80  # context assembly: longer turns are cut to the sentences around the match
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,6 +48,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     # designs measured and left out of the default (docs/benchmarks.md)
     "convmem-two-stage": RetrievalConfig(session_prior=0.3),
     "convmem-diverse": RetrievalConfig(session_diversity=0.85),
+    "convmem-ctx160": RetrievalConfig(context_turn_tokens=160),
 }
 
 
