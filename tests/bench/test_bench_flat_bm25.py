@@ -21,6 +21,12 @@ def test_rank_docs_is_case_and_punctuation_sensitive_with_fixed_ties():
     assert flat_bm25.rank_docs("bike", []) == []
 
 
+def test_words_baseline_ignores_case_and_punctuation():
+    assert flat_bm25.tokenize_words("Hi  there, You") == ["hi", "there", "you"]
+    # 'a Bike,' matches too now
+    assert set(flat_bm25.rank_docs("bike", ["a Bike,", "the bike", "x"], "flat-bm25-words")[:2]) == {0, 1}
+
+
 def test_rank_on_fixture(lme_path):
     q1 = load_longmemeval(lme_path)[0]
     assert flat_bm25.rank(q1, "session")[0] == "answer_x_1"

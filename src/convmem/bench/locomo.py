@@ -122,7 +122,7 @@ def run_locomo(*, data: str, out: Path, retriever: BenchRetriever, db: str, limi
                 ranked = [h.turn_id for h in hits]
                 order = None
             else:
-                order = flat_bm25.rank_docs(q.question, [r.text for r in index.rows])
+                order = flat_bm25.rank_docs(q.question, [r.text for r in index.rows], retriever.name)
                 ranked = [index.rows[i].turn_id for i in order]
             ranking_seconds.append(time.perf_counter() - t0)
             lat_pool.append((user, q.question))

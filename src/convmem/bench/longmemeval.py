@@ -196,7 +196,7 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
                 ranked[g], stats = official_ranking(ids, item, g)
                 fixups.update({f"{g}_{k}": v for k, v in stats.items()})
             else:
-                ranked[g] = flat_bm25.rank(item, g)
+                ranked[g] = flat_bm25.rank(item, g, retriever.name)
         # all turns (extension): the memory's ranking of every turn of the question's history
         index = mem.index(qid)
         if retriever.is_memory:
@@ -205,7 +205,7 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
             all_ranked = [h.turn_id for h in hits]
             order = None
         else:
-            order = flat_bm25.rank_docs(question, [r.text for r in index.rows])
+            order = flat_bm25.rank_docs(question, [r.text for r in index.rows], retriever.name)
             all_ranked = [index.rows[i].turn_id for i in order]
         ranking_seconds.append(time.perf_counter() - t0)
         for g in granularities:

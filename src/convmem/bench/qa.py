@@ -142,7 +142,7 @@ def context_function(mem, retriever) -> Callable[[QAItem, int], Any]:
         from convmem.context.assemble import assemble
 
         index = mem.index(item.user)
-        order = rank_docs(item.question, [r.text for r in index.rows])
+        order = rank_docs(item.question, [r.text for r in index.rows], retriever.name)
         return assemble(index, order, query=item.question, budget_tokens=budget, counter=mem.token_counter)
 
     return bm25_context

@@ -14,6 +14,8 @@ from convmem.retrieve.config import RETRIEVERS, RetrievalConfig
 PROTOCOL_BASELINES = {
     "flat-bm25": "the LongMemEval paper's baseline: rank_bm25 BM25Okapi per question over whitespace-split text "
     "(convmem.bench.flat_bm25); not a Memory retriever",
+    "flat-bm25-words": "flat-bm25 with lowercased word tokens (punctuation dropped) instead of the protocol's "
+    "whitespace split; a second baseline, not the protocol's",
 }
 
 
