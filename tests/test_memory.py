@@ -196,6 +196,8 @@ def test_never_embeds_the_same_text_twice(store_location, embedder):
 def test_vectors_are_unit_length(embedder):
     v = embedder.embed_batch(["hello", "", "a much longer sentence about nothing in particular"])
     assert v.shape == (3, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+    # a single query goes through the one-thread session: same vector as in a batch
+    assert np.allclose(embedder.embed("a much longer sentence about nothing in particular"), v[2], atol=1e-5)
 
 
 def test_forgotten_text_leaves_no_trace_in_sqlite_file(tmp_path, embedder):

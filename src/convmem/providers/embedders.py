@@ -18,7 +18,7 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -96,14 +96,29 @@ class OnnxMiniLM(Embedder):
         self.tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_path or minilm_tokenizer_path()))
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.no_padding()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._model, self._ort = str(model), ort
+        self.session = self._session(threads or min(os.cpu_count() or 1, 4))
+        self._single: Any = None  # one-thread session for single queries, made on first use
         self._inputs = {i.name for i in self.session.get_inputs()}
 
+    def _session(self, threads: int):
+        options = self._ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return self._ort.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
+
+    def embed(self, text: str) -> np.ndarray:
+        """One text (a search query) on a one-thread session: splitting a ~15-token input over threads costs more
+        than it saves (query embedding p50 20 vs 30 ms on two busy cores, `docs/design.md`)."""
+        if self._single is None:
+            self._single = self._session(1)
+        return self._embed([text], self._single)[0]
+
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts, self.session)
+
+    def _embed(self, texts: Sequence[str], session) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self.tokenizer.encode_batch([t if t.strip() else "." for t in texts])
@@ -121,7 +136,7 @@ class OnnxMiniLM(Embedder):
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:
                 feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = self.session.run(None, feeds)[0]
+            hidden = session.run(None, feeds)[0]
             m = mask[..., None].astype(np.float32)
             out[idx] = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
         return _normalise(out)
