@@ -20,6 +20,8 @@ from convmem.ingest import parse_sessions, read_data
 from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id, check_storable, parse_time
 from convmem.providers.embedders import Embedder, load_embedder
 from convmem.providers.tokens import TokenCounter, default_counter
+from convmem.retrieve import abstain
+from convmem.retrieve.about import about_mask, boost_about, check_about, people
 from convmem.retrieve.config import RetrievalConfig, get_retriever
 from convmem.retrieve.search import rank, score_turns, session_doc_scores, turn_mask
 from convmem.store import Store, open_store
@@ -279,14 +281,19 @@ class Memory(FactsAndInstructions):
                since: datetime | str | None = None, until: datetime | str | None = None,
                speakers: Sequence[str] | None = None, roles: Sequence[str] | None = None,
                neighbours: int = 0, query_vector: np.ndarray | None = None,
-               now: datetime | str | None = None) -> list[Hit]:
-        """The k best turns (or sessions) of one user's memory for a query, asked at `now` (default: now)."""
+               now: datetime | str | None = None, about: str | None = None) -> list[Hit]:
+        """The k best turns (or sessions) of one user's memory for a query, asked at `now` (default: now).
+
+        `about`: a person's name; turns spoken by them or mentioning them rank higher (a boost, not a filter:
+        see `convmem.retrieve.about`)."""
         if granularity not in GRANULARITIES:
             raise InputError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError("k must be a positive integer")
-        speakers, roles = _names(speakers, "speakers"), _names(roles, "roles")
+        speakers, roles, about = _names(speakers, "speakers"), _names(roles, "roles"), check_about(about)
         index, scores, docs = self._scores(query, user, query_vector, now, granularity)
+        if about:
+            scores = boost_about(scores, about_mask(index, about))
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers, roles=roles)
         return rank(index, scores, mask, k=k, granularity=granularity, session_agg=self.retriever.session_agg,
@@ -296,15 +303,22 @@ class Memory(FactsAndInstructions):
     def context(self, query: str, *, user: str, budget_tokens: int = 2000, since: datetime | str | None = None,
                 until: datetime | str | None = None, speakers: Sequence[str] | None = None,
                 query_vector: np.ndarray | None = None, now: datetime | str | None = None,
-                instructions: bool = True) -> Context:
+                instructions: bool = True, about: str | None = None) -> Context:
         """A dated, cited block of the most relevant memories, never over `budget_tokens`.
 
         The user's standing instructions that apply to `query` come first, in their own section (at most half
-        the budget); the memories fill the rest. `instructions=False` leaves them out (memories only)."""
+        the budget); the memories fill the rest. `instructions=False` leaves them out (memories only).
+        `about` ranks the turns about one person first (as in `search`). `Context.evidence` is the "no evidence
+        in memory" signal (`evidence`); when nothing is found, a line after the memories says so."""
         if not isinstance(budget_tokens, int) or isinstance(budget_tokens, bool) or budget_tokens < 1:
             raise InputError("budget_tokens must be a positive integer")
-        speakers = _names(speakers, "speakers")
-        index, scores = self.scores(query, user=user, query_vector=query_vector, now=now)
+        speakers, about = _names(speakers, "speakers"), check_about(about)
+        qvec = query_vector if query_vector is not None else (self.embed_query(query) if self.index(user).rows
+                                                               else None)
+        index, scores = self.scores(query, user=user, query_vector=qvec, now=now)
+        signal = abstain.evidence(index, query, qvec)
+        if about:
+            scores = boost_about(scores, about_mask(index, about))
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers)
         order = [int(i) for i in np.argsort(-np.where(mask, scores, -np.inf), kind="stable") if mask[i]]
@@ -314,19 +328,41 @@ class Memory(FactsAndInstructions):
         while chosen and self.token_counter.count(section) > budget_tokens // 2:
             chosen.pop()  # least applicable first
             section = render_instructions(chosen)
+        note = "" if signal.found else abstain.NO_EVIDENCE.format(p=1.0 - signal.confidence)
+        if note and self.token_counter.count(note) > budget_tokens // 2:
+            note = ""  # a tiny budget: the memories (or EMPTY) and Context.evidence say it
         spent = self.token_counter.count(section + "\n\n") if section else 0
+        spent += self.token_counter.count("\n\n" + note) if note else 0
         while True:
             ctx = assemble(index, order, query=query, budget_tokens=max(budget_tokens - spent, 1),
                            counter=self.token_counter, max_turn_tokens=self.retriever.context_turn_tokens)
-            if not section:
+            ctx.evidence = signal.to_dict()
+            if not section and not note:
                 return ctx
-            text = f"{section}\n\n{ctx.text}" if ctx.text else section
+            text = "\n\n".join(part for part in (section, ctx.text, note) if part)
             tokens = self.token_counter.count(text)
+            if tokens > budget_tokens and not ctx.text and note:
+                note = ""  # section and note each fit half the budget; joined they can be a token over
+                continue
             if tokens <= budget_tokens or not ctx.text:
                 break
             spent += tokens - budget_tokens  # counts of joined text can differ by a token from their sum
         ctx.text, ctx.tokens, ctx.instructions, ctx.budget_tokens = text, tokens, chosen, budget_tokens
         return ctx
+
+    def evidence(self, query: str, *, user: str, query_vector: np.ndarray | None = None) -> abstain.Evidence:
+        """Whether the user's memory holds evidence for `query`: a calibrated P(evidence) (`confidence`), `found`
+        and the retrieval features behind it (`convmem.retrieve.abstain`; no LLM)."""
+        if not isinstance(query, str):
+            raise InputError("query must be a string")
+        index = self.index(user)
+        qvec = query_vector if query_vector is not None else (self.embed_query(query) if index.rows else None)
+        return abstain.evidence(index, query, qvec)
+
+    def people(self, user: str) -> list[dict[str, Any]]:
+        """The people a user's memory knows (every speaker): roles, turns, sessions, mentions by the others, first
+        and last time they spoke; most turns first (`convmem.retrieve.about.people`)."""
+        return people(self.index(user))
 
     def sessions(self, *, user: str, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
         limit, offset = _window(limit, offset)

@@ -174,6 +174,8 @@ class Context:
 
     `instructions`: the user's standing instructions selected for this request (`Instruction.to_dict()` plus
     `reason`), rendered as the block's first section.
+    `evidence`: whether memory holds evidence for the request (`{"confidence", "found", "features"}`, see
+    `convmem.retrieve.abstain`); when not found, the text says so after the memories.
     """
 
     text: str
@@ -182,6 +184,7 @@ class Context:
     budget_tokens: int
     tokenizer: str
     instructions: list[dict[str, Any]] = field(default_factory=list)
+    evidence: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,6 +28,8 @@ from typing import Any
 from convmem.errors import InputError
 
 _USER = {"type": "string", "description": "Whose memory (the end user's id)."}
+_ABOUT = {"type": "string", "description": "A person's name: turns spoken by them or mentioning them rank first "
+                                          "(what memory knows about that person)."}
 _SCHEMAS: dict[str, dict[str, Any]] = {
     "remember": {
         "description": "Store something worth remembering about the user (a fact, preference, plan or event), "
@@ -54,6 +56,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
                 "k": {"type": "integer", "minimum": 1, "maximum": 50, "description": "How many hits (default 5)."},
                 "since": {"type": "string", "description": "Only turns at or after this ISO-8601 date-time."},
                 "until": {"type": "string", "description": "Only turns at or before this ISO-8601 date-time."},
+                "about": _ABOUT,
             },
             "required": ["query"],
         },
@@ -67,6 +70,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
                 "query": {"type": "string", "description": "The question to answer."},
                 "budget_tokens": {"type": "integer", "minimum": 50, "maximum": 8000,
                                   "description": "Token budget of the block (default 1000)."},
+                "about": _ABOUT,
             },
             "required": ["query"],
         },
@@ -179,14 +183,16 @@ def call_tool(memory: Any, name: str, arguments: Any = None, *, user: str | None
         return {"stored": stored, "user": str(who), "session": str(session)}
     if name == "search":
         hits = memory.search(_get(args, "query", str, required=True), user=who, k=_get(args, "k", int, 5),
-                             since=_get(args, "since", str), until=_get(args, "until", str))
+                             since=_get(args, "since", str), until=_get(args, "until", str),
+                             about=_get(args, "about", str))
         return {"hits": [{"turn_id": h.turn_id, "session_id": h.session_id, "timestamp": h.timestamp.isoformat(),
                           "speaker": h.speaker, "role": h.role, "text": h.text, "score": round(h.score, 4)}
                          for h in hits]}
     if name == "context":
         ctx = memory.context(_get(args, "query", str, required=True), user=who,
-                             budget_tokens=_get(args, "budget_tokens", int, 1000))
-        return {"text": ctx.text, "tokens": ctx.tokens, "citations": [c.turn_id for c in ctx.citations]}
+                             budget_tokens=_get(args, "budget_tokens", int, 1000), about=_get(args, "about", str))
+        return {"text": ctx.text, "tokens": ctx.tokens, "citations": [c.turn_id for c in ctx.citations],
+                "evidence": ctx.evidence}
     if name == "facts":
         facts = memory.facts(who, at=_get(args, "at", str), subject=_get(args, "subject", str))
         return {"facts": [f.to_dict() for f in facts]}

@@ -17,15 +17,7 @@ from convmem.cli import main  # noqa: E402
 FAST = ["--embed-sample", "4", "--latency-repeats", "1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def shared_embedder(embedder):
-    """Every Memory the CLI opens reuses one loaded MiniLM (the real model; loading it once saves seconds)."""
-    import convmem.api
-
-    real = convmem.api.load_embedder
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(convmem.api, "load_embedder", lambda spec=None: embedder if spec is None else real(spec))
-        yield
+pytestmark = pytest.mark.usefixtures("shared_embedder")  # tests/bench/conftest.py
 
 
 def invoke(*args):

@@ -2,6 +2,8 @@
 
 Strategies
 - `direct`: the memory block (`Memory.context` at `--qa-budget` tokens), the question date and the question, one call.
+- With a `Memory` retriever, when the context's abstention signal (`Context.evidence`) finds no evidence, the
+  `direct` and `notes` prompts also tell the reader that memory holds no evidence for the question.
 - `notes`: Chain-of-Note (LongMemEval paper, section 5): first extract the relevant facts, with their dates, from the
   memory block as notes; then answer from the notes. Two calls.
 - `full-context`: the baseline without retrieval: the whole history, oldest first, with session dates, truncated
@@ -54,31 +56,39 @@ def _date_line(item: QAItem) -> str:
     return f"Current date: {item.question_date}\n" if item.question_date else ""
 
 
-def answer_prompt(item: QAItem, memory: str) -> list[Message]:
+def _evidence_line(evidence: dict | None) -> str:
+    """What the reader is told when convmem's abstention signal (`Context.evidence`) found no evidence."""
+    if not evidence or evidence.get("found", True):
+        return ""
+    return (f"Note: memory holds no evidence for this question (retrieval signal, confidence "
+            f"{evidence.get('confidence', 0):.2f}). Unless the conversations clearly answer it, reply: \"{NOT_FOUND}\"\n")
+
+
+def answer_prompt(item: QAItem, memory: str, evidence: dict | None = None) -> list[Message]:
     return [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": (
-            f"{memory}\n\n{_date_line(item)}Question: {item.question}\n"
+            f"{memory}\n\n{_date_line(item)}{_evidence_line(evidence)}Question: {item.question}\n"
             f"Answer in a few words, using the conversations above. If they do not contain the answer, reply: "
             f"\"{NOT_FOUND}\"")},
     ]
 
 
-def notes_prompt(item: QAItem, memory: str) -> list[Message]:
+def notes_prompt(item: QAItem, memory: str, evidence: dict | None = None) -> list[Message]:
     return [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": (
-            f"{memory}\n\n{_date_line(item)}Question: {item.question}\n"
+            f"{memory}\n\n{_date_line(item)}{_evidence_line(evidence)}Question: {item.question}\n"
             "Do not answer yet. Write short notes: each fact from the conversations above that helps answer the "
             "question, with the date it was said. If nothing is relevant, write \"No relevant information.\"")},
     ]
 
 
-def answer_from_notes_prompt(item: QAItem, notes: str) -> list[Message]:
+def answer_from_notes_prompt(item: QAItem, notes: str, evidence: dict | None = None) -> list[Message]:
     return [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": (
-            f"Notes taken from the user's past conversations:\n{notes}\n\n{_date_line(item)}"
+            f"Notes taken from the user's past conversations:\n{notes}\n\n{_date_line(item)}{_evidence_line(evidence)}"
             f"Question: {item.question}\nAnswer in a few words, using the notes. If they do not contain the "
             f"answer, reply: \"{NOT_FOUND}\"")},
     ]
@@ -218,13 +228,15 @@ def run_qa(items: Sequence[QAItem], *, mem, context_fn: Callable[[QAItem, int], 
                 reply = _call(reader, answer_prompt(item, history), max_tokens, usage)
             else:
                 ctx = context_fn(item, budget)
-                row.update({"context_tokens": ctx.tokens, "context_turns": len(ctx.citations)})
+                evidence = getattr(ctx, "evidence", None)  # None for the flat-bm25 baseline's assembler
+                row.update({"context_tokens": ctx.tokens, "context_turns": len(ctx.citations),
+                            "evidence": evidence})
                 if strategy == "direct":
-                    reply = _call(reader, answer_prompt(item, ctx.text), max_tokens, usage)
+                    reply = _call(reader, answer_prompt(item, ctx.text, evidence), max_tokens, usage)
                 elif strategy == "notes":
-                    notes = _call(reader, notes_prompt(item, ctx.text), notes_tokens, usage)
+                    notes = _call(reader, notes_prompt(item, ctx.text, evidence), notes_tokens, usage)
                     row["notes"] = notes
-                    reply = _call(reader, answer_from_notes_prompt(item, notes), max_tokens, usage)
+                    reply = _call(reader, answer_from_notes_prompt(item, notes, evidence), max_tokens, usage)
                 else:
                     raise ValueError(f"unknown strategy {strategy!r}")
             row.update({"prediction": reply, **usage})

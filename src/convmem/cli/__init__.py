@@ -100,17 +100,20 @@ def import_(file: str, fmt: str, user: str | None, quiet: bool, embed: bool, as_
 @click.option("--until", default=None, help="Only turns at or before this ISO-8601 time.")
 @click.option("--speaker", "speakers", multiple=True, help="Only turns by this speaker (repeatable).")
 @click.option("--neighbours", default=0, type=click.IntRange(min=0), help="Also show N turns around each hit.")
+@click.option("--about", default=None, metavar="NAME",
+              help="Rank turns spoken by this person or mentioning them first (first or full name).")
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as a JSON list.")
 @db_option
 @tenant_option
 @clean_errors
 def search(query: str, user: str, k: int, granularity: str, since: str | None, until: str | None,
-           speakers: tuple[str, ...], neighbours: int, as_json: bool, db: str | None, tenant: str) -> None:
+           speakers: tuple[str, ...], neighbours: int, about: str | None, as_json: bool, db: str | None,
+           tenant: str) -> None:
     """Search one user's memory for QUERY."""
     mem = open_memory(db, tenant)
     start = time.perf_counter()
     hits = mem.search(query, user=user, k=k, granularity=granularity, since=since, until=until,
-                      speakers=list(speakers) or None, neighbours=neighbours)
+                      speakers=list(speakers) or None, neighbours=neighbours, about=about)
     elapsed = time.perf_counter() - start
     if as_json:
         emit_json([h.to_dict() for h in hits])
@@ -129,21 +132,42 @@ def search(query: str, user: str, k: int, granularity: str, since: str | None, u
 @click.option("--until", default=None, help="Only turns at or before this ISO-8601 time.")
 @click.option("--instructions/--no-instructions", default=True, show_default=True,
               help="Put the user's standing instructions that apply to QUERY first.")
-@click.option("--json", "as_json", is_flag=True, help="Print text, citations and token count as JSON.")
+@click.option("--about", default=None, metavar="NAME",
+              help="Rank turns spoken by this person or mentioning them first (first or full name).")
+@click.option("--json", "as_json", is_flag=True, help="Print text, citations, token count and evidence as JSON.")
 @db_option
 @tenant_option
 @clean_errors
 def context(query: str, user: str, budget: int, since: str | None, until: str | None, instructions: bool,
-            as_json: bool, db: str | None, tenant: str) -> None:
+            about: str | None, as_json: bool, db: str | None, tenant: str) -> None:
     """Assemble the memory block an LLM should read to answer QUERY."""
     ctx = open_memory(db, tenant).context(query, user=user, budget_tokens=budget, since=since, until=until,
-                                          instructions=instructions)
+                                          instructions=instructions, about=about)
     if as_json:
         emit_json(ctx.to_dict())
     else:
         click.echo(ctx.text)
-        click.echo(f"({ctx.tokens}/{ctx.budget_tokens} tokens by {ctx.tokenizer}, {len(ctx.citations)} turns)",
-                   err=True)
+        ev = ctx.evidence or {}
+        click.echo(f"({ctx.tokens}/{ctx.budget_tokens} tokens by {ctx.tokenizer}, {len(ctx.citations)} turns; "
+                   f"evidence {'found' if ev.get('found') else 'not found'}, confidence "
+                   f"{ev.get('confidence', 0):.2f})", err=True)
+
+
+@main.command()
+@click.option("--user", required=True, help="Whose memory.")
+@click.option("--json", "as_json", is_flag=True)
+@db_option
+@tenant_option
+@clean_errors
+def people(user: str, as_json: bool, db: str | None, tenant: str) -> None:
+    """The people a user's memory knows: turns, sessions, mentions by others, first and last seen."""
+    rows = open_memory(db, tenant).people(user)
+    if as_json:
+        emit_json(rows)
+        return
+    for p in rows:
+        click.echo(f"{p['name']}\t{','.join(p['roles'])}\t{p['turns']} turns\t{p['sessions']} sessions\t"
+                   f"mentioned {p['mentioned_by_others']}x\t{p['first_seen'][:10]} .. {p['last_seen'][:10]}")
 
 
 @main.command()

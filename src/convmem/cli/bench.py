@@ -251,3 +251,76 @@ def retrievers_cmd() -> None:
     for name, r in bench_retrievers().items():
         click.echo(f"{name}\t{r.kind}\t{r.description}")
 
+
+
+def _memory_bench_options(data_help: str, out_files: str):
+    """--data, --out, --db and --limit of the memory-behaviour benchmarks (abstention, about)."""
+    options = [
+        click.option("--data", required=True, metavar="PATH", help=data_help),
+        click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+                     help=f"Folder for {out_files}."),
+        click.option("--db", default=None, metavar="PATH",
+                     help="SQLite file holding (or to hold) the imported memory, as for `convmem bench "
+                          "longmemeval|locomo` (default OUT/memory.db); missing sessions are imported and embedded."),
+        click.option("--limit", default=None, type=click.IntRange(min=1), help="First N items in file order."),
+    ]
+
+    def wrap(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return wrap
+
+
+@bench.command("abstention")
+@click.option("--benchmark", required=True, type=click.Choice(["longmemeval", "locomo"]),
+              help="Which benchmark DATA is (no evidence: LongMemEval `_abs` questions, LoCoMo category 5).")
+@_memory_bench_options("Benchmark file (.json or .json.gz).", "results.json, report.md and features.jsonl")
+@clean_errors
+def abstention_cmd(benchmark: str, data: str, out: str, db: str | None, limit: int | None) -> None:
+    """Precision, recall and AUC of the "no evidence in memory" signal on unanswerable questions."""
+    from convmem.bench.abstention import run
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = run(benchmark=benchmark, data=data, out=out_dir, db=db or str(out_dir / "memory.db"), limit=limit,
+                  log=_log, command=_command_line(click.get_current_context()))
+    s = results["signal"]
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    click.echo(f"{s['n']} questions, {s['n_no_evidence']} without evidence: precision {fmt(s['precision'])} "
+               f"recall {fmt(s['recall'])} AUC {fmt(s['auc'])}")
+    _log(f"wrote {out_dir / 'results.json'}, report.md, features.jsonl")
+
+
+@bench.command("abstention-fit")
+@click.argument("out_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@clean_errors
+def abstention_fit_cmd(out_dirs: tuple[str, ...]) -> None:
+    """Refit the abstention model on the features.jsonl of `convmem bench abstention` runs (dev data only); prints
+    the constants for convmem/retrieve/abstain.py and writes fit.json into the first folder."""
+    import json
+
+    from convmem.bench.abstention import fit
+
+    result = fit(out_dirs)
+    (Path(out_dirs[0]) / "fit.json").write_text(json.dumps(result, indent=2))
+    click.echo(result["constants"])
+    for run_dir, s in result["by_run"].items():
+        click.echo(f"{run_dir}: at P >= 0.5 precision {s['precision']} recall {s['recall']}; AUC {s['auc']}", err=True)
+
+
+@bench.command("about")
+@_memory_bench_options("LoCoMo file (.json or .json.gz).", "results.json, report.md and questions.jsonl")
+@clean_errors
+def about_cmd(data: str, out: str, db: str | None, limit: int | None) -> None:
+    """LoCoMo evidence recall of questions naming a speaker, with and without about=<that speaker>."""
+    from convmem.bench.about import run
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = run(data=data, out=out_dir, db=db or str(out_dir / "memory.db"), limit=limit, log=_log,
+                  command=_command_line(click.get_current_context()))
+    for variant, m in results["overall"].items():
+        click.echo(f"{variant}: recall_all@10 {m['recall_all@10']:.4f} recall_all@5 {m['recall_all@5']:.4f}")
+    _log(f"wrote {out_dir / 'results.json'}, report.md, questions.jsonl")

@@ -59,15 +59,18 @@ def create_mcp_server(memory: Memory, *, keys: KeyStore | None = None) -> Any:
         return run(ctx, "remember", user, text=text, speaker=speaker, role=role, session=session)
 
     @server.tool(description="Search a user's long-term memory: the k best matching turns, each with its date, "
-                             "speaker and turn id. `since`/`until` are ISO-8601 date-times.")
+                             "speaker and turn id. `since`/`until` are ISO-8601 date-times; `about` (a "
+                             "person's name) ranks turns spoken by or mentioning them first.")
     def search(user: str, query: str, ctx: Context, k: int = 5, since: str | None = None,
-               until: str | None = None) -> dict[str, Any]:
-        return run(ctx, "search", user, query=query, k=k, since=since, until=until)
+               until: str | None = None, about: str | None = None) -> dict[str, Any]:
+        return run(ctx, "search", user, query=query, k=k, since=since, until=until, about=about)
 
     @server.tool(description="A compact, dated, cited block of the memories most relevant to a question, under "
-                             "a token budget; read it before answering.")
-    def context(user: str, query: str, ctx: Context, budget_tokens: int = 1000) -> dict[str, Any]:
-        return run(ctx, "context", user, query=query, budget_tokens=budget_tokens)
+                             "a token budget, and whether memory holds evidence for it (`evidence`); read it "
+                             "before answering. `about` (a person's name) puts what memory knows of them first.")
+    def context(user: str, query: str, ctx: Context, budget_tokens: int = 1000,
+                about: str | None = None) -> dict[str, Any]:
+        return run(ctx, "context", user, query=query, budget_tokens=budget_tokens, about=about)
 
     @server.tool(description="Facts about a user (and the people they talk about) valid now or at `at` (ISO-8601 "
                              "date or date-time): where they live, work, what they started or stopped, ...")

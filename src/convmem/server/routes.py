@@ -6,6 +6,7 @@
     POST   /v1/context                           Memory.context
     GET    /v1/users                             Memory.users          (?limit=&offset=)
     GET    /v1/users/{user}/sessions             Memory.sessions       (?limit=&offset=)
+    GET    /v1/users/{user}/people               Memory.people
     GET    /v1/stats                             Memory.stats
     GET    /v1/users/{user}/facts                Memory.facts          (?at=&subject=)
     GET    /v1/users/{user}/facts/timeline       Memory.fact_timeline  (?subject=)
@@ -39,6 +40,7 @@ from convmem.server.schemas import (
     InstructionOut,
     InstructionsOut,
     ForgetOut,
+    PeopleOut,
     ImportIn,
     ImportOut,
     SearchIn,
@@ -82,14 +84,16 @@ def install_routes(app: FastAPI) -> None:
               summary="The k best turns (or sessions) of one user's memory (Memory.search)")
     def search(body: SearchIn, mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
         hits = mem.search(body.query, user=body.user, k=body.k, granularity=body.granularity, since=body.since,
-                          until=body.until, speakers=body.speakers, roles=body.roles, neighbours=body.neighbours)
+                          until=body.until, speakers=body.speakers, roles=body.roles, neighbours=body.neighbours,
+                          about=body.about)
         return {"hits": [h.to_dict() for h in hits]}
 
     @app.post("/v1/context", response_model=ContextOut, tags=["memory"],
               summary="A dated, cited memory block under a token budget (Memory.context)")
     def context(body: ContextIn, mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
         ctx = mem.context(body.query, user=body.user, budget_tokens=body.budget_tokens, since=body.since,
-                          until=body.until, speakers=body.speakers, instructions=body.instructions)
+                          until=body.until, speakers=body.speakers, instructions=body.instructions,
+                          about=body.about)
         return ctx.to_dict()
 
     @app.get("/v1/users", response_model=UsersOut, tags=["memory"], summary="Users with memory (Memory.users)")
@@ -108,6 +112,11 @@ def install_routes(app: FastAPI) -> None:
     @app.get("/v1/stats", response_model=StatsOut, tags=["memory"], summary="Counts for the tenant (Memory.stats)")
     def stats(mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
         return {k: v for k, v in mem.stats().items() if k not in _PRIVATE_STATS}
+    @app.get("/v1/users/{user}/people", response_model=PeopleOut, tags=["memory"],
+             summary="The people a user's memory knows, with turns and first/last seen (Memory.people)")
+    def people(user: str = Path(max_length=256), mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        return {"user": user, "people": mem.people(user)}
+
 
     @app.get("/v1/users/{user}/facts", response_model=FactsOut, tags=["facts"],
              summary="Facts valid now, or at `at` (Memory.facts)")

@@ -77,6 +77,8 @@ class SearchIn(Strict):
     speakers: list[str] | None = None
     roles: list[str] | None = None
     neighbours: int = Field(0, ge=0, le=20)
+    about: str | None = Field(None, max_length=256, description="A person's name: turns spoken by them or "
+                                                               "mentioning them rank first.")
 
 
 class HitOut(BaseModel):
@@ -105,6 +107,8 @@ class ContextIn(Strict):
     speakers: list[str] | None = None
     instructions: bool = Field(True, description="Put the standing instructions that apply first (false: "
                                                  "memories only).")
+    about: str | None = Field(None, max_length=256, description="A person's name: turns spoken by them or "
+                                                               "mentioning them rank first.")
 
 
 class CitationOut(BaseModel):
@@ -127,6 +131,27 @@ class InstructionOut(BaseModel):
     reason: str | None = Field(None, description="Why it applies (only for instructions selected for a request).")
 
 
+class EvidenceOut(BaseModel):
+    confidence: float = Field(description="P(memory holds evidence for the query), calibrated on dev data.")
+    found: bool
+    features: dict[str, float] = {}
+
+
+class PersonOut(BaseModel):
+    name: str
+    roles: list[str]
+    turns: int
+    sessions: int
+    mentioned_by_others: int
+    first_seen: str
+    last_seen: str
+
+
+class PeopleOut(BaseModel):
+    user: str
+    people: list[PersonOut]
+
+
 class ContextOut(BaseModel):
     text: str
     citations: list[CitationOut]
@@ -135,6 +160,7 @@ class ContextOut(BaseModel):
     tokenizer: str
     instructions: list[InstructionOut] = Field([], description="Standing instructions selected for the query "
                                                                "(the first section of `text`).")
+    evidence: EvidenceOut | None = Field(None, description="Whether memory holds evidence for the query.")
 
 
 class FactOut(BaseModel):
