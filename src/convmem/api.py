@@ -15,6 +15,7 @@ from convmem.context.assemble import assemble
 from convmem.context.instructions import render_instructions
 from convmem.errors import InputError
 from convmem.extract.memory import FactsAndInstructions
+from convmem.extract.summary_memory import SessionSummaries
 from convmem.index.user_index import IndexCache, UserIndex, embed_missing
 from convmem.ingest import parse_sessions, read_data
 from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id, check_storable, parse_time
@@ -84,12 +85,14 @@ def _coerce_session(session: Session | dict[str, Any]) -> Session:
     return parse_sessions(session, "convmem", source="<session>")[0]
 
 
-class Memory(FactsAndInstructions):
+class Memory(FactsAndInstructions, SessionSummaries):
     """Long-term memory for conversations, in one SQLite file or a PostgreSQL database.
 
     Facts that change over time (`facts`, `fact_timeline`, `contradictions`) and standing instructions
     (`add_instruction`, `instructions`, `applicable_instructions`, `remove_instruction`) are extracted at import
-    by rules, or facts by `chat_model` with `facts_extractor="llm"` (see docs/memory.md).
+    by rules, or facts by `chat_model` with `facts_extractor="llm"` (see docs/memory.md). `summaries` gives one
+    summary per session (extractive, or by `chat_model`); the context uses them for relevant sessions whose turns
+    did not fit, within `context_summary_share` of its budget.
 
     >>> mem = Memory("memory.db")
     >>> mem.add_session({"user": "ana", "session_id": "s1", "started_at": "2024-05-08T10:00:00Z",
@@ -300,6 +303,11 @@ class Memory(FactsAndInstructions):
                     neighbours=neighbours, doc_scores=docs, doc_weight=self.retriever.session_doc_weight,
                     session_diversity=self.retriever.session_diversity)
 
+    #: the share of a context's memory budget that summaries of sessions without a turn in it may take (0: none),
+    #: and how many of the most relevant sessions (by their best turn) may be summarised
+    context_summary_share: float = 0.1
+    context_summary_sessions: int = 3
+
     def context(self, query: str, *, user: str, budget_tokens: int = 2000, since: datetime | str | None = None,
                 until: datetime | str | None = None, speakers: Sequence[str] | None = None,
                 query_vector: np.ndarray | None = None, now: datetime | str | None = None,
@@ -333,9 +341,13 @@ class Memory(FactsAndInstructions):
             note = ""  # a tiny budget: the memories (or EMPTY) and Context.evidence say it
         spent = self.token_counter.count(section + "\n\n") if section else 0
         spent += self.token_counter.count("\n\n" + note) if note else 0
+        when = parse_time(now, what="now") if now else datetime.now(timezone.utc)
+        summaries = self._summary_texts(user, index) if self.context_summary_share and index.rows else None
         while True:
             ctx = assemble(index, order, query=query, budget_tokens=max(budget_tokens - spent, 1),
-                           counter=self.token_counter, max_turn_tokens=self.retriever.context_turn_tokens)
+                           counter=self.token_counter, max_turn_tokens=self.retriever.context_turn_tokens,
+                           now=when, summaries=summaries, summary_share=self.context_summary_share,
+                           summary_sessions=self.context_summary_sessions)
             ctx.evidence = signal.to_dict()
             if not section and not note:
                 return ctx

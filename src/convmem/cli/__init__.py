@@ -233,3 +233,7 @@ main.add_command(facts)
 main.add_command(instructions)
 bench.add_command(bench_instructions)
 bench.add_command(bench_facts)
+
+from convmem.cli.summaries import summaries  # noqa: E402
+
+main.add_command(summaries)

@@ -12,6 +12,7 @@
     GET    /v1/users/{user}/facts/timeline       Memory.fact_timeline  (?subject=)
     GET    /v1/users/{user}/facts/contradictions Memory.contradictions (?subject=)
     GET    /v1/users/{user}/instructions         Memory.instructions, or applicable_instructions (?query=)
+    GET    /v1/users/{user}/summaries            Memory.summaries      (?method=&session=)
     POST   /v1/users/{user}/instructions         Memory.add_instruction
     DELETE /v1/users/{user}/instructions/{id}    Memory.remove_instruction
     DELETE /v1/users/{user}                      Memory.forget
@@ -48,6 +49,7 @@ from convmem.server.schemas import (
     SessionIn,
     SessionsOut,
     StatsOut,
+    SummariesOut,
     UsersOut,
 )
 
@@ -174,3 +176,11 @@ def install_routes(app: FastAPI) -> None:
         if not removed:
             raise NotFound(f"user {user!r} has no session {session!r}")
         return {"user": user, "session_id": session, "removed_turns": removed}
+
+    @app.get("/v1/users/{user}/summaries", response_model=SummariesOut, tags=["memory"],
+             summary="One summary per session, oldest first (Memory.summaries)")
+    def summaries(user: str = Path(max_length=256), method: str | None = Query(None, max_length=32),
+                  session: str | None = Query(None, max_length=256),
+                  mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        return {"user": user, "summaries": [s.to_dict() for s in mem.summaries(user, method=method,
+                                                                                 session=session)]}

@@ -257,3 +257,16 @@ class ChatCompletionIn(BaseModel):
     user: str | None = Field(None, description="Whose memory (or the X-Convmem-User header).")
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
+
+
+class SummaryOut(BaseModel):
+    session_id: str
+    started_at: str
+    text: str
+    method: str = Field(description="extractive (no LLM) or llm")
+    turn_ids: list[str] = Field([], description="The turns an extractive summary was taken from.")
+
+
+class SummariesOut(BaseModel):
+    user: str
+    summaries: list[SummaryOut]
