@@ -234,6 +234,7 @@ main.add_command(instructions)
 bench.add_command(bench_instructions)
 bench.add_command(bench_facts)
 
-from convmem.cli.summaries import summaries  # noqa: E402
+from convmem.cli.summaries import locomo_events, summaries  # noqa: E402
 
 main.add_command(summaries)
+bench.add_command(locomo_events)
