@@ -21,19 +21,20 @@ from convmem.retrieve import abstain
 BENCHMARKS = ("longmemeval", "locomo")
 
 
-def _items(benchmark: str, data: str, limit: int | None) -> list[tuple[str, str, str, Any, bool, list]]:
-    """(question id, user, question, now, no-evidence label, sessions to import) per question."""
+def _items(benchmark: str, data: str, limit: int | None) -> list[tuple[str, str, str, bool, list]]:
+    """(question id, user, question, no-evidence label, sessions to import) per question. The signal does not
+    depend on the question's date, so none is kept."""
     from convmem.ingest import parse_sessions
 
     out = []
     if benchmark == "longmemeval":
         from convmem.bench.common import dedupe
-        from convmem.bench.datasets import lme_is_abstention, lme_question_time, load_longmemeval
+        from convmem.bench.datasets import lme_is_abstention, load_longmemeval
 
         for item in load_longmemeval(data, limit):
             qid = str(item["question_id"])
             sessions, _ = dedupe(parse_sessions([item], "longmemeval", source=str(data)))
-            out.append((qid, qid, str(item["question"]), lme_question_time(item), lme_is_abstention(item), sessions))
+            out.append((qid, qid, str(item["question"]), lme_is_abstention(item), sessions))
         return out
     from convmem.bench.locomo import item_groups
     from convmem.bench.qa import locomo_items
@@ -42,7 +43,7 @@ def _items(benchmark: str, data: str, limit: int | None) -> list[tuple[str, str,
     samples = load_locomo(data, limit)
     groups = dict(item_groups(samples, str(data)))
     for q in locomo_items(samples):
-        out.append((q.qid, q.user, q.question, q.now, q.category == 5, groups[q.user]))
+        out.append((q.qid, q.user, q.question, q.category == 5, groups[q.user]))
     return out
 
 
@@ -61,8 +62,8 @@ def collect(benchmark: str, data: str, db: str, limit: int | None = None,
     rows = []
     imported: set[str] = set()
     items = _items(benchmark, data, limit)
-    log(f"abstention: {len(items)} {benchmark} questions, {sum(i[4] for i in items)} without evidence")
-    for n, (qid, user, question, now, label, sessions) in enumerate(items, 1):
+    log(f"abstention: {len(items)} {benchmark} questions, {sum(i[3] for i in items)} without evidence")
+    for n, (qid, user, question, label, sessions) in enumerate(items, 1):
         if user not in imported:  # idempotent: sessions already stored are only compared by hash
             mem.add_sessions(sessions)
             imported.add(user)
