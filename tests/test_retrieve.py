@@ -104,3 +104,15 @@ def test_two_stage_adds_the_session_score_to_its_turns(tmp_path):
     gain = dict(zip((r.turn_id for r in index.rows), staged - plain))
     # every turn of the session that matches the whole question gains more than the other session's turns
     assert min(gain["trip_1"], gain["trip_3"]) > max(gain["work_1"], gain["work_2"])
+
+
+def test_a_possessive_names_the_speaker(tmp_path):
+    from convmem.retrieve.search import boost_named_speakers
+
+    mem = _lexical_memory(tmp_path)
+    _add(mem, [_session("s", [("Ana", "I adopted a cat."), ("Bot", "Lovely.")])])
+    index = mem.index("ana")
+    ones = np.ones(len(index.rows))
+    for query in ("What is Ana's cat called?", "What is Ana\u2019s cat called?", "What did Ana adopt?"):
+        assert boost_named_speakers(index, query, ones, 0.2).tolist() == [1.2, 1.0], query
+    assert boost_named_speakers(index, "Anas and Bots", ones, 0.2).tolist() == [1.0, 1.0]

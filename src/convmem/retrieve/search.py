@@ -14,7 +14,8 @@ from convmem.retrieve.config import RetrievalConfig
 from convmem.retrieve.timeexpr import TimeCues, day_key, question_cues
 from convmem.retrieve.fusion import minmax, rrf, weighted
 
-_NAME = re.compile(r"[^\W\d_][\w'-]*")
+# words, with inner apostrophes kept (O'Brien, don't) but a possessive 's split off (Caroline's -> Caroline)
+_NAME = re.compile(r"[^\W\d_][\w-]*(?:['\u2019](?!s\b)[\w-]+)*")
 
 
 def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: RetrievalConfig,
