@@ -164,21 +164,29 @@ class _Packer:
 def assemble(index: UserIndex, order: list[int], *, query: str, budget_tokens: int, counter: TokenCounter,
              max_turn_tokens: int = 160, max_misses: int = 20, now: datetime | None = None,
              summaries: Sequence[str] | None = None, summary_share: float = 0.1,
-             summary_sessions: int = 8) -> Context:
+             summary_sessions: int = 3) -> Context:
     """Pack turns (indices into index.rows, best first) into a context of at most budget_tokens tokens.
 
     `now`: when the question is asked (headers then say "N days ago"). `summaries`: one text per session of the
     index; the summaries of the `summary_sessions` most relevant sessions (by their best turn in `order`) that have
     no turn in the context are added within `summary_share` of the budget."""
-    used = counter.count(preamble(now, bool(summaries)))  # the longest it can be
+    used = counter.count(preamble(now))  # the summaries pay for the preamble's line on them
     if used > budget_tokens:
         return Context(text="", citations=[], tokens=0, budget_tokens=budget_tokens, tokenizer=counter.name)
     packer = _Packer(index, order, set(analyze(query)), counter, max_turn_tokens, max_misses, now, used)
     chosen_summaries: dict[int, str] = {}
     reserve = int(budget_tokens * summary_share) if summaries else 0
+    costs: dict[int, int] = {}
+    if reserve:  # what each candidate summary would cost, its header included
+        for s in _ranked_sessions(index, order, summary_sessions):
+            if s < len(summaries) and summaries[s]:
+                costs[s] = counter.count(_summary_line(summaries[s])) + packer.header_cost(s)
+        extra = counter.count(preamble(now, True)) - counter.count(preamble(now))  # the preamble's line on them
+        if not costs or min(costs.values()) + extra > reserve:
+            reserve = 0  # none could fit: the turns keep the whole budget
     packer.pack(budget_tokens - reserve)
     if reserve:
-        chosen_summaries = _pick_summaries(packer, summaries, order, summary_sessions, reserve)
+        chosen_summaries = _pick_summaries(packer, summaries, costs, reserve, extra)
         packer.pack(budget_tokens)
     chosen = packer.chosen
     if not chosen and not chosen_summaries:
@@ -201,22 +209,28 @@ def assemble(index: UserIndex, order: list[int], *, query: str, budget_tokens: i
                    tokenizer=counter.name)
 
 
-def _pick_summaries(packer: _Packer, summaries: Sequence[str], order: Sequence[int], top: int,
-                    reserve: int) -> dict[int, str]:
-    """Summaries of the `top` most relevant sessions without a turn in the context, while they fit `reserve`."""
+def _ranked_sessions(index: UserIndex, order: Sequence[int], top: int) -> list[int]:
+    """The `top` sessions of the turns in `order`, by their best turn."""
     ranked: list[int] = []
     for i in order:
-        s = int(packer.index.session_index[i])
+        s = int(index.session_index[i])
         if s not in ranked:
             ranked.append(s)
             if len(ranked) >= top:
                 break
+    return ranked
+
+
+def _pick_summaries(packer: _Packer, summaries: Sequence[str], costs: dict[int, int], reserve: int,
+                    first_cost: int) -> dict[int, str]:
+    """Summaries of the candidate sessions (`costs`, most relevant first) without a turn in the context, while they
+    fit `reserve` (the first one also pays `first_cost`)."""
     out: dict[int, str] = {}
     spent = 0
-    for s in ranked:
-        if s in packer.sessions_in or s >= len(summaries) or not summaries[s]:
+    for s, cost in costs.items():
+        if s in packer.sessions_in:
             continue
-        cost = packer.counter.count(_summary_line(summaries[s])) + packer.header_cost(s)
+        cost += 0 if out else first_cost
         if spent + cost <= reserve:
             spent += cost
             packer.used += cost
