@@ -40,8 +40,8 @@ from convmem.server.schemas import (
     InstructionIn,
     InstructionOut,
     InstructionsOut,
-    ForgetOut,
     PeopleOut,
+    ForgetOut,
     ImportIn,
     ImportOut,
     SearchIn,
@@ -111,14 +111,14 @@ def install_routes(app: FastAPI) -> None:
         page, next_offset = _page(mem.sessions(user=user, limit=limit + 1, offset=offset), limit, offset)
         return {"user": user, "sessions": page, "limit": limit, "offset": offset, "next_offset": next_offset}
 
-    @app.get("/v1/stats", response_model=StatsOut, tags=["memory"], summary="Counts for the tenant (Memory.stats)")
-    def stats(mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
-        return {k: v for k, v in mem.stats().items() if k not in _PRIVATE_STATS}
     @app.get("/v1/users/{user}/people", response_model=PeopleOut, tags=["memory"],
              summary="The people a user's memory knows, with turns and first/last seen (Memory.people)")
     def people(user: str = Path(max_length=256), mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
         return {"user": user, "people": mem.people(user)}
 
+    @app.get("/v1/stats", response_model=StatsOut, tags=["memory"], summary="Counts for the tenant (Memory.stats)")
+    def stats(mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        return {k: v for k, v in mem.stats().items() if k not in _PRIVATE_STATS}
 
     @app.get("/v1/users/{user}/facts", response_model=FactsOut, tags=["facts"],
              summary="Facts valid now, or at `at` (Memory.facts)")
