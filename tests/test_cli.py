@@ -55,6 +55,15 @@ def test_import_search_context_sessions_stats_forget(db):
     assert json.loads(again.stdout)["sessions_added"] == 1
 
 
+def test_users_pages_like_the_library(db):
+    run = CliRunner().invoke
+    assert run(main, ["users", "--db", db]).stdout.splitlines() == ["ana", "ben"]
+    assert json.loads(run(main, ["users", "--db", db, "--json", "--limit", "1", "--offset", "1"]).stdout) == ["ben"]
+    assert json.loads(run(main, ["users", "--db", db, "--json", "--tenant", "other"]).stdout) == []
+    bad = run(main, ["users", "--db", db, "--limit", "0"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -25,6 +25,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from convmem import results
 from convmem.errors import InputError
 
 _USER = {"type": "string", "description": "Whose memory (the end user's id)."}
@@ -194,13 +195,9 @@ def call_tool(memory: Any, name: str, arguments: Any = None, *, user: str | None
         return {"text": ctx.text, "tokens": ctx.tokens, "citations": [c.turn_id for c in ctx.citations],
                 "evidence": ctx.evidence}
     if name == "facts":
-        facts = memory.facts(who, at=_get(args, "at", str), subject=_get(args, "subject", str))
-        return {"facts": [f.to_dict() for f in facts]}
+        return results.facts(memory, who, at=_get(args, "at", str), subject=_get(args, "subject", str))
     if name == "instructions":
-        query = _get(args, "query", str)
-        rows = [s.to_dict() for s in memory.applicable_instructions(who, query)] if query is not None else \
-            [i.to_dict() for i in memory.instructions(who)]
-        return {"instructions": rows}
+        return results.instructions(memory, who, query=_get(args, "query", str))
     removed = memory.forget(user=who, session=_get(args, "session", (str, int)))
     return {"removed_turns": removed}
 

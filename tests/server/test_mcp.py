@@ -11,7 +11,8 @@ from convmem.cli import main as cli_main
 from server_helpers import SESSION_A, ServerThread
 
 mcp = pytest.importorskip("mcp")
-TOOLS = {"remember", "search", "context", "facts", "instructions", "forget"}
+TOOLS = {"remember", "search", "context", "facts", "instructions", "forget", "users", "sessions", "people", "stats",
+         "fact_timeline", "contradictions", "summaries", "add_instruction", "remove_instruction"}
 
 
 def mcp_command(db: str) -> list[str]:
@@ -64,7 +65,9 @@ async def _http_session(url: str, key: str | None) -> dict:
         async with mcp.Client(streamable_http_client(url, http_client=http)) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             result = await client.call_tool("context", {"user": "ana", "query": "wedding"})
-    return {"names": names, "context": result}
+            stats = await client.call_tool("stats", {})
+            people = await client.call_tool("people", {"user": "ana"})
+    return {"names": names, "context": result, "stats": stats, "people": people}
 
 
 def test_mcp_over_http_with_keys(memory, keystore):
@@ -86,3 +89,6 @@ def test_mcp_over_http_with_keys(memory, keystore):
     assert out["names"] == TOOLS
     text = out["context"].structured_content["text"]
     assert "Sintra" in text and "Porto" not in text
+    stats = out["stats"].structured_content  # the key's tenant, as for the tools above
+    assert (stats["tenant"], stats["turns"]) == ("A", 2) and "location" not in stats
+    assert [p["name"] for p in out["people"].structured_content["people"]] == ["Ana", "assistant"]

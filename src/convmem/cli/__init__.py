@@ -42,6 +42,12 @@ db_option = click.option(
 tenant_option = click.option("--tenant", default="default", show_default=True, help="Tenant (isolation boundary).")
 
 
+def page_options(fn: Callable) -> Callable:
+    """`--limit` and `--offset` of a listing (the library's `limit`/`offset`)."""
+    fn = click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))(fn)
+    return click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1))(fn)
+
+
 def open_memory(db: str | None, tenant: str = "default", **kwargs: Any):
     from convmem.api import Memory
 
@@ -172,8 +178,7 @@ def people(user: str, as_json: bool, db: str | None, tenant: str) -> None:
 
 @main.command()
 @click.option("--user", required=True, help="Whose sessions to list.")
-@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1))
-@click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))
+@page_options
 @click.option("--json", "as_json", is_flag=True)
 @db_option
 @tenant_option
@@ -186,6 +191,22 @@ def sessions(user: str, limit: int, offset: int, as_json: bool, db: str | None, 
         return
     for r in rows:
         click.echo(f"{r['session_id']}\t{r['started_at']}\t{r['turns']} turns\t{', '.join(r['participants'])}")
+
+
+@main.command()
+@page_options
+@click.option("--json", "as_json", is_flag=True)
+@db_option
+@tenant_option
+@clean_errors
+def users(limit: int, offset: int, as_json: bool, db: str | None, tenant: str) -> None:
+    """List the users with memory in the tenant, by id."""
+    ids = open_memory(db, tenant).users(limit=limit, offset=offset)
+    if as_json:
+        emit_json(ids)
+        return
+    for user in ids:
+        click.echo(user)
 
 
 @main.command()

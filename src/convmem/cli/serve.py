@@ -105,7 +105,8 @@ def serve(host: str, port: int, upstream: str | None, upstream_key: str | None, 
 @tenant_option
 @clean_errors
 def mcp(http: bool, host: str, port: int, db: str | None, tenant: str) -> None:
-    """Serve the memory tools (remember, search, context, forget) over MCP: stdio, or streamable HTTP."""
+    """Serve the memory tools (one per Memory operation: remember, search, context, facts, ...) over MCP: stdio,
+    or streamable HTTP."""
     from convmem.errors import require
     from convmem.keys import KeyStore
     from convmem.server.mcp_server import create_mcp_server, mcp_http_app

@@ -27,6 +27,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 
+from convmem import results
 from convmem.api import Memory
 from convmem.errors import NotFound
 from convmem.ingest import parse_sessions
@@ -52,14 +53,6 @@ from convmem.server.schemas import (
     SummariesOut,
     UsersOut,
 )
-
-_PRIVATE_STATS = ("location", "file_bytes")  # server paths and whole-database sizes are not a tenant's business
-
-
-def _page(items: list[Any], limit: int, offset: int) -> tuple[list[Any], int | None]:
-    """`items` was fetched with limit+1: the page, and the next offset if there is more."""
-    return items[:limit], (offset + limit if len(items) > limit else None)
-
 
 def install_routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["server"], summary="Liveness, and whether API keys are required (no key needed)")
@@ -99,66 +92,62 @@ def install_routes(app: FastAPI) -> None:
         return ctx.to_dict()
 
     @app.get("/v1/users", response_model=UsersOut, tags=["memory"], summary="Users with memory (Memory.users)")
-    def users(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
-              mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
-        page, next_offset = _page(mem.users(limit=limit + 1, offset=offset), limit, offset)
-        return {"users": page, "limit": limit, "offset": offset, "next_offset": next_offset}
+    def users(limit: int = Query(results.PAGE_LIMIT, ge=1, le=results.MAX_PAGE_LIMIT),
+              offset: int = Query(0, ge=0), mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
+        return results.users(mem, limit=limit, offset=offset)
 
     @app.get("/v1/users/{user}/sessions", response_model=SessionsOut, tags=["memory"],
              summary="One user's sessions, oldest first (Memory.sessions)")
-    def sessions(user: str = Path(max_length=256), limit: int = Query(100, ge=1, le=1000),
+    def sessions(user: str = Path(max_length=256),
+                 limit: int = Query(results.PAGE_LIMIT, ge=1, le=results.MAX_PAGE_LIMIT),
                  offset: int = Query(0, ge=0), mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
-        page, next_offset = _page(mem.sessions(user=user, limit=limit + 1, offset=offset), limit, offset)
-        return {"user": user, "sessions": page, "limit": limit, "offset": offset, "next_offset": next_offset}
+        return results.sessions(mem, user, limit=limit, offset=offset)
 
     @app.get("/v1/users/{user}/people", response_model=PeopleOut, tags=["memory"],
              summary="The people a user's memory knows, with turns and first/last seen (Memory.people)")
     def people(user: str = Path(max_length=256), mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
-        return {"user": user, "people": mem.people(user)}
+        return results.people(mem, user)
 
     @app.get("/v1/stats", response_model=StatsOut, tags=["memory"], summary="Counts for the tenant (Memory.stats)")
     def stats(mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
-        return {k: v for k, v in mem.stats().items() if k not in _PRIVATE_STATS}
+        return results.stats(mem)
 
     @app.get("/v1/users/{user}/facts", response_model=FactsOut, tags=["facts"],
              summary="Facts valid now, or at `at` (Memory.facts)")
     def facts(user: str = Path(max_length=256), at: str | None = Query(None, max_length=64),
               subject: str | None = Query(None, max_length=256), mem: Memory = Depends(tenant_memory)) -> dict:
-        return {"user": user, "facts": [f.to_dict() for f in mem.facts(user, at=at, subject=subject)]}
+        return results.facts(mem, user, at=at, subject=subject)
 
     @app.get("/v1/users/{user}/facts/timeline", response_model=FactsOut, tags=["facts"],
              summary="Every fact record, closed and open (Memory.fact_timeline)")
     def fact_timeline(user: str = Path(max_length=256), subject: str | None = Query(None, max_length=256),
                       mem: Memory = Depends(tenant_memory)) -> dict:
-        return {"user": user, "facts": [f.to_dict() for f in mem.fact_timeline(user, subject=subject)]}
+        return results.fact_timeline(mem, user, subject=subject)
 
     @app.get("/v1/users/{user}/facts/contradictions", response_model=ContradictionsOut, tags=["facts"],
              summary="Attributes that changed, flagging same-session or same-day changes (Memory.contradictions)")
     def contradictions(user: str = Path(max_length=256), subject: str | None = Query(None, max_length=256),
                        mem: Memory = Depends(tenant_memory)) -> dict:
-        return {"user": user, "contradictions": mem.contradictions(user, subject=subject)}
+        return results.contradictions(mem, user, subject=subject)
 
     @app.get("/v1/users/{user}/instructions", response_model=InstructionsOut, tags=["instructions"],
              summary="Standing instructions (Memory.instructions), or those applying to `query` "
                      "(Memory.applicable_instructions)")
     def instructions(user: str = Path(max_length=256), query: str | None = Query(None, max_length=10_000),
                      mem: Memory = Depends(tenant_memory)) -> dict:
-        rows = [s.to_dict() for s in mem.applicable_instructions(user, query)] if query is not None else \
-            [i.to_dict() for i in mem.instructions(user)]
-        return {"user": user, "instructions": rows}
+        return results.instructions(mem, user, query=query)
 
     @app.post("/v1/users/{user}/instructions", response_model=InstructionOut, tags=["instructions"],
               summary="Set a standing instruction (Memory.add_instruction); idempotent per text")
     def add_instruction(body: InstructionIn, user: str = Path(max_length=256),
                         mem: Memory = Depends(tenant_memory)) -> dict:
-        return mem.add_instruction(user, body.text, kind=body.kind).to_dict()
+        return results.add_instruction(mem, user, body.text, kind=body.kind)
 
     @app.delete("/v1/users/{user}/instructions/{instruction_id}", tags=["instructions"],
                 summary="Remove a standing instruction (Memory.remove_instruction)")
     def remove_instruction(user: str = Path(max_length=256), instruction_id: str = Path(max_length=256),
                            mem: Memory = Depends(tenant_memory)) -> dict:
-        mem.remove_instruction(user, instruction_id)
-        return {"user": user, "instruction_id": instruction_id, "removed": True}
+        return results.remove_instruction(mem, user, instruction_id)
 
     @app.delete("/v1/users/{user}", response_model=ForgetOut, tags=["memory"],
                 summary="Remove a user's whole memory (Memory.forget)")
@@ -182,5 +171,4 @@ def install_routes(app: FastAPI) -> None:
     def summaries(user: str = Path(max_length=256), method: str | None = Query(None, max_length=32),
                   session: str | None = Query(None, max_length=256),
                   mem: Memory = Depends(tenant_memory)) -> dict[str, Any]:
-        return {"user": user, "summaries": [s.to_dict() for s in mem.summaries(user, method=method,
-                                                                                 session=session)]}
+        return results.summaries(mem, user, method=method, session=session)
