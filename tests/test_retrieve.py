@@ -116,3 +116,47 @@ def test_a_possessive_names_the_speaker(tmp_path):
     for query in ("What is Ana's cat called?", "What is Ana\u2019s cat called?", "What did Ana adopt?"):
         assert boost_named_speakers(index, query, ones, 0.2).tolist() == [1.2, 1.0], query
     assert boost_named_speakers(index, "Anas and Bots", ones, 0.2).tolist() == [1.0, 1.0]
+
+
+def _updates_memory(tmp_path, **overrides) -> Memory:
+    tmp_path.mkdir()
+    mem = Memory(tmp_path / "u.db", embedder="minilm", retriever=get_retriever("convmem", **overrides))
+    _add(mem, [
+        _session("march", [("Ana", "I have finished 4 paintings in my class."), ("Bot", "Well done!")], 1),
+        _session("lunch", [("Ana", "Lunch with Tom was nice."), ("Bot", "Good.")], 5),
+        _session("april", [("Ana", "Update: my painting class total is 5 paintings now."), ("Bot", "Great!")], 20),
+    ])
+    return mem
+
+
+def test_the_latest_statement_of_a_thing_ranks_first(tmp_path):
+    question = "How many paintings have I finished?"
+    plain = _updates_memory(tmp_path / "plain", update_similarity=0.0)
+    assert [h.session_id for h in plain.search(question, user="ana", k=2)] == ["march", "april"]  # wording wins
+    mem = _updates_memory(tmp_path / "updates")
+    assert [h.session_id for h in mem.search(question, user="ana", k=2)] == ["april", "march"]
+    assert [h.session_id for h in mem.search(question, user="ana", k=2, granularity="session")] == ["april", "march"]
+    # "the first time" asks for the earliest statement
+    first = "How many paintings had I finished the first time I told you?"
+    assert [h.session_id for h in mem.search(first, user="ana", k=2)] == ["march", "april"]
+    # the context packs the latest statement first too: with room for one turn, it is the April one
+    ctx = mem.context(question, user="ana", budget_tokens=120, instructions=False)
+    assert "5 paintings" in ctx.text and "4 paintings" not in ctx.text
+    assert "4 paintings" in plain.context(question, user="ana", budget_tokens=120, instructions=False).text
+
+
+def test_order_updates_moves_only_similar_statements_from_other_sessions():
+    from types import SimpleNamespace
+
+    from convmem.retrieve.updates import order_updates
+
+    same, other = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    index = SimpleNamespace(vectors=np.array([same, other, same, same, same]),
+                            timestamps=np.array([1.0, 2.0, 3.0, 3.0, 9.0]),
+                            session_index=np.array([0, 1, 2, 2, 3]))
+    # 4, 2 and 3 restate 0 later: newest first; 1 (another subject) keeps its place after them
+    assert order_updates(index, [0, 1, 2, 3, 4], similarity=0.5) == [4, 2, 3, 0, 1]
+    assert order_updates(index, [0, 1, 2, 3, 4], similarity=0.5, prefer="first") == [0, 1, 2, 3, 4]
+    assert order_updates(index, [4, 1, 0], similarity=0.5, prefer="first") == [0, 4, 1]
+    assert order_updates(index, [0, 1, 2, 3, 4], similarity=0.0) == [0, 1, 2, 3, 4]  # off
+    assert order_updates(index, [0, 1, 2, 3, 4], similarity=0.5, top=2) == [0, 1, 2, 3, 4]  # only the head

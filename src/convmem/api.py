@@ -25,6 +25,7 @@ from convmem.retrieve import abstain
 from convmem.retrieve.about import about_mask, boost_about, check_about, people
 from convmem.retrieve.config import RetrievalConfig, get_retriever
 from convmem.retrieve.search import rank, score_turns, session_doc_scores, turn_mask
+from convmem.retrieve.updates import order_updates, preferred
 from convmem.store import Store, open_store
 
 GRANULARITIES = ("turn", "session")
@@ -301,7 +302,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
                          until=parse_time(until, what="until") if until else None, speakers=speakers, roles=roles)
         return rank(index, scores, mask, k=k, granularity=granularity, session_agg=self.retriever.session_agg,
                     neighbours=neighbours, doc_scores=docs, doc_weight=self.retriever.session_doc_weight,
-                    session_diversity=self.retriever.session_diversity)
+                    session_diversity=self.retriever.session_diversity,
+                    update_similarity=self.retriever.update_similarity, prefer=preferred(query))
 
     #: the share of a context's memory budget that summaries of sessions without a turn in it may take (0: none),
     #: and how many of the most relevant sessions (by their best turn) may be summarised
@@ -330,6 +332,7 @@ class Memory(FactsAndInstructions, SessionSummaries):
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers)
         order = [int(i) for i in np.argsort(-np.where(mask, scores, -np.inf), kind="stable") if mask[i]]
+        order = order_updates(index, order, similarity=self.retriever.update_similarity, prefer=preferred(query))
         chosen = [s.to_dict() for s in self._select(self.instructions(user), query, query_vector)] \
             if instructions else []
         section = render_instructions(chosen)

@@ -24,6 +24,7 @@ class RetrievalConfig:
     session_doc_weight: float = 0.5  # granularity="session": weight of the whole session as one document
     session_prior: float = 0.0  # two-stage: each turn also gets this x its session's document score
     session_diversity: float = 1.0  # turn ranking: each earlier pick from a session multiplies its others by this
+    update_similarity: float = 0.5  # same statement in two sessions (cosine >= this): the one asked for first
     context_turn_tokens: int = 80  # context assembly: longer turns are cut to the sentences around the match
 
     def to_dict(self) -> dict:
@@ -32,7 +33,7 @@ class RetrievalConfig:
 
 # the plain retrievers: no conversation-aware steps, for ablations
 _PLAIN = dict(neighbour_weights=(), speaker_boost=0.0, time_boost=0.0, order_boost=0.0, date_keys=False,
-              session_doc_weight=0.0, session_dense_weight=0.4)
+              session_doc_weight=0.0, session_dense_weight=0.4, update_similarity=0.0)
 
 RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem": RetrievalConfig(),
@@ -45,6 +46,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-no-speaker": RetrievalConfig(speaker_boost=0.0),
     "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False),
     "convmem-no-session-doc": RetrievalConfig(session_doc_weight=0.0, session_dense_weight=0.4),
+    "convmem-no-updates": RetrievalConfig(update_similarity=0.0),
     # designs measured and left out of the default (docs/benchmarks.md)
     "convmem-two-stage": RetrievalConfig(session_prior=0.3),
     "convmem-diverse": RetrievalConfig(session_diversity=0.85),

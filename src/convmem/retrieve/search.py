@@ -13,6 +13,7 @@ from convmem.models import Hit
 from convmem.retrieve.config import RetrievalConfig
 from convmem.retrieve.timeexpr import TimeCues, day_key, question_cues
 from convmem.retrieve.fusion import minmax, rrf, weighted
+from convmem.retrieve.updates import order_updates
 
 # words, with inner apostrophes kept (O'Brien, don't) but a possessive 's split off (Caroline's -> Caroline)
 _NAME = re.compile(r"[^\W\d_][\w-]*(?:['\u2019](?!s\b)[\w-]+)*")
@@ -169,15 +170,25 @@ def diversify(order: np.ndarray, scores: np.ndarray, session_index: np.ndarray, 
 
 def rank(index: UserIndex, scores: np.ndarray, mask: np.ndarray, *, k: int, granularity: str,
          session_agg: str = "max", neighbours: int = 0, doc_scores: np.ndarray | None = None,
-         doc_weight: float = 0.0, session_diversity: float = 1.0) -> list[Hit]:
+         doc_weight: float = 0.0, session_diversity: float = 1.0, update_similarity: float = 0.0,
+         prefer: str = "latest") -> list[Hit]:
+    """The k best turns or sessions. `update_similarity` > 0: statements of the same thing made in different
+    sessions are ordered `prefer`="latest" (or "first") first (`convmem.retrieve.updates`)."""
     if granularity == "session":
         sscores, best_turn = session_scores(index, scores, mask, session_agg, doc_scores, doc_weight)
-        order = [s for s in np.argsort(-sscores, kind="stable") if best_turn[s] >= 0][:k]
+        order = [s for s in np.argsort(-sscores, kind="stable") if best_turn[s] >= 0]
+        if update_similarity:
+            session_of = {int(best_turn[s]): int(s) for s in order}
+            order = [session_of[i] for i in order_updates(index, [best_turn[s] for s in order],
+                                                           similarity=update_similarity, prefer=prefer)]
+        order = order[:k]
         hits = [make_hit(index, int(best_turn[s]), sscores[s]) for s in order]
         idx = [int(best_turn[s]) for s in order]
     else:
         masked = np.where(mask, scores, -np.inf)
         order = np.argsort(-masked, kind="stable")[: int(mask.sum())]
+        if update_similarity:
+            order = np.asarray(order_updates(index, order, similarity=update_similarity, prefer=prefer), dtype=int)
         if session_diversity < 1.0:
             order = diversify(order, scores, index.session_index, session_diversity, min(k, 50))
         idx = [int(i) for i in order[:k]]
