@@ -58,6 +58,8 @@ def test_longmemeval_writes_every_file(lme_run):
     assert res["provenance"]["packages"]["convmem"]
     assert "commit" in res["provenance"]["git"]
     assert set(res["extensions"]["context"]["budgets"]) == {"500", "1000", "2000", "4000"}
+    assert res["extensions"]["updates"] == {"n": 0, "latest_first": {"session": None, "turn": None},
+                                            "latest_cited": {"500": None, "1000": None, "2000": None, "4000": None}}
     s = res["speed"]
     assert s["import"]["turns_written"] > 0 and s["embedder_rate"]["texts_per_second"] > 0
     assert s["search"]["with_query_embedding"]["p95_ms"] >= 0 and s["search"]["without_query_embedding"]["n"] == 2

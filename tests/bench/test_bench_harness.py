@@ -253,3 +253,25 @@ def test_local_reader_answers():
     assert reader.context_window == 512 and reader.count_tokens("hello world") > 0
     reply = reader.complete([{"role": "user", "content": "Say hello."}], 8)
     assert isinstance(reply, str) and reply
+
+
+def test_knowledge_update_sessions_and_latest_first(lme_path):
+    from convmem.bench.datasets import lme_update_sessions
+    from convmem.bench.longmemeval import latest_first, update_summary
+
+    q1, q2 = load_longmemeval(lme_path)
+    assert lme_update_sessions(q1) == []  # not a knowledge-update question
+    ku = json.loads(json.dumps(q1))
+    ku.update(question_type="knowledge-update", haystack_dates=list(reversed(q1["haystack_dates"])))
+    assert lme_update_sessions(ku) == []  # answer_x_2 has no user turn with has_answer: one gold session only
+    ku["haystack_sessions"][2][0]["has_answer"] = True
+    assert lme_update_sessions(ku) == ["answer_x_2", "answer_x_1"]  # oldest -> latest by date, not by position
+    assert lme_update_sessions({**ku, "haystack_dates": ["2023/05/01 (Mon) 09:00"] * 3}) == []  # one date
+    assert lme_update_sessions({**q2, "question_type": "knowledge-update"}) == []  # abstention
+    assert latest_first(["s_a", "answer_x_1", "answer_x_2"], ["answer_x_2", "answer_x_1"])
+    assert not latest_first(["answer_x_2", "answer_x_1"], ["answer_x_2", "answer_x_1"])
+    rows = [{"session": True, "turn": False, "latest_cited": {"500": False, "2000": True}},
+            {"session": False, "turn": False, "latest_cited": {"500": True, "2000": True}}]
+    assert update_summary(rows, ("session", "turn"), (500, 2000)) == {
+        "n": 2, "latest_first": {"session": 0.5, "turn": 0.0}, "latest_cited": {"500": 0.5, "2000": 1.0}}
+    assert update_summary([], ("session",), (500,))["latest_first"] == {"session": None}

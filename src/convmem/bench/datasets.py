@@ -184,6 +184,18 @@ def lme_session_of(doc_id: str) -> str:
     return "_".join(str(doc_id).split("_")[:-1])
 
 
+def lme_update_sessions(item: Mapping) -> list[str]:
+    """Our extension, for knowledge-update questions: the official gold sessions from oldest to latest (by
+    `haystack_dates`), when there are at least two on different dates; else []. The latest one holds the
+    current state the question asks about."""
+    if item.get("question_type") != "knowledge-update" or lme_is_abstention(item):
+        return []
+    gold = lme_gold(item, "session")
+    dated = sorted((str(date), str(sid)) for sid, date in zip(item["haystack_session_ids"], item["haystack_dates"])
+                   if str(sid) in gold)
+    return [sid for _, sid in dated] if len({d for d, _ in dated}) > 1 else []
+
+
 def lme_all_turn_evidence(item: Mapping) -> set[str]:
     """Our extension: ids `<session_id>_<i+1>` of ALL turns (user and assistant) with has_answer true.
 

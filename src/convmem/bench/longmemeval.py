@@ -33,7 +33,7 @@ from convmem.bench.common import (CONTEXT_BUDGETS, context_cell, context_summary
                                   embedder_rate, import_items, latency_sample, loadavg, percentiles, provenance,
                                   search_latency, user_only_copy, write_jsonl)
 from convmem.bench.datasets import (lme_all_turn_evidence, lme_corpus, lme_gold, lme_is_abstention,
-                                    lme_question_time, load_longmemeval)
+                                    lme_question_time, lme_session_of, lme_update_sessions, load_longmemeval)
 from convmem.bench.metrics import KS, aggregate, evaluate_rankings, metrics_at
 from convmem.bench.retrievers import BenchRetriever
 from convmem.models import Session
@@ -139,6 +139,24 @@ def _aggregate_plain(rows: Sequence[dict], key: str = "question_type") -> dict[s
     return {"n": len(rows), "overall": mean(rows), "by_type": by}
 
 
+def latest_first(ranked_sessions: Sequence[str], updates: Sequence[str]) -> bool:
+    """Whether the first of the `updates` sessions (oldest -> latest) to appear in the ranking is the latest."""
+    wanted = set(updates)
+    return next((s for s in ranked_sessions if s in wanted), None) == updates[-1]
+
+
+def update_summary(rows: Sequence[dict], granularities: Sequence[str], budgets: Sequence[int]) -> dict[str, Any]:
+    """Knowledge updates (extension): of the knowledge-update questions with gold sessions on two or more dates,
+    the share whose latest evidence session comes before the older ones in each ranking, and the share whose
+    context cites the latest one at each budget."""
+    def share(values: list[bool]) -> float | None:
+        return sum(values) / len(values) if values else None
+    return {"n": len(rows),
+            "latest_first": {g: share([r[g] for r in rows]) for g in granularities},
+            "latest_cited": {str(b): share([r["latest_cited"][str(b)] for r in rows if str(b) in r["latest_cited"]])
+                             for b in budgets}}
+
+
 def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str, limit: int | None = None,
                     granularities: Sequence[str] = ("session", "turn"), budgets: Sequence[int] = CONTEXT_BUDGETS,
                      ks: Sequence[int] = KS, embed_sample: int = 1000, latency_repeats: int = 3,
@@ -179,6 +197,7 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
     fixups: Counter = Counter()
     ranking_seconds: list[float] = []
     no_evidence = 0
+    update_rows: list[dict[str, Any]] = []
     t_questions = time.perf_counter()
     for n, item in enumerate(items, 1):
         qid, question, qtype = str(item["question_id"]), str(item["question"]), str(item["question_type"])
@@ -213,6 +232,11 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
             records_in[g].append({"question_id": qid, "question_type": qtype, "granularity": g,
                                   "ranked_ids": ranked[g], "gold": lme_gold(item, g)})
         all_turn_rankings.append({"question_id": qid, "granularity": "turn", "ranked_ids": all_ranked})
+        updates = lme_update_sessions(item)
+        if updates:
+            update_rows.append({"question_id": qid, **{g: latest_first(
+                ranked[g] if g == "session" else [lme_session_of(t) for t in ranked[g]], updates)
+                for g in granularities}, "latest_cited": {}})
         evidence = lme_all_turn_evidence(item)
         row: dict[str, Any] = {"question_id": qid, "question_type": qtype, "abstention": abstention,
                                "evidence_turns": sorted(evidence)}
@@ -228,6 +252,8 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
                 else:
                     ctx = assemble(index, order, query=question, budget_tokens=b, counter=mem.token_counter)
                 cells[b] = context_cell(ctx.citations, ctx.tokens, evidence, ev_sessions)
+                if updates:
+                    update_rows[-1]["latest_cited"][str(b)] = updates[-1] in {c.session_id for c in ctx.citations}
             ctx_rows.append({"question_id": qid, "question_type": qtype, "budget": cells})
             row["context"] = {str(b): c for b, c in cells.items()}
         elif not abstention:
@@ -280,6 +306,7 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
                           "n_scored_questions_without_evidence": no_evidence,
                           **_aggregate_plain(ext_rows)},
             "context": ctx,
+            "updates": update_summary(update_rows, granularities, budgets),
         },
         "speed": speed,
     }

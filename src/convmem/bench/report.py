@@ -151,6 +151,14 @@ def render_markdown(res: dict[str, Any]) -> str:
                      "mean turns cited"],
                     [[b, c["recall_all_turns"], c["recall_all_sessions"], _f(c["mean_tokens"], 1),
                       _f(c["mean_turns_cited"], 1)] for b, c in ctx["budgets"].items()]) + [""]
+    upd = res["extensions"].get("updates")
+    if upd and upd.get("n"):
+        lines += [f"## Extension: knowledge updates ({upd['n']} knowledge-update questions with evidence on 2+ dates)",
+                  "", "Share whose latest evidence session ranks before the older ones, and whose context cites it.", ""]
+        lines += _table(["latest first: " + g for g in upd["latest_first"]]
+                        + [f"latest cited @{b}" for b in upd["latest_cited"]],
+                        [[_f(v) for v in upd["latest_first"].values()]
+                         + [_f(v) for v in upd["latest_cited"].values()]]) + [""]
     lines += ["## Speed", ""]
     imp = speed["import"]
     reused = imp["figures_from"] == "this run" and not imp["turns_written"]
