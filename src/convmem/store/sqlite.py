@@ -137,6 +137,9 @@ MIGRATIONS = [m001_initial, m002_facts_instructions, m003_embeddings_rowid]
 _SQL = derived.Dialect(ph="?", prefix="", ts=lambda dt: dt.timestamp())
 
 
+#: WAL pages between automatic checkpoints (SQLite's default is 1000)
+_WAL_AUTOCHECKPOINT_PAGES = 10000
+
 #: bound variables per statement: SQLite >= 3.32 allows 32766, older builds 999 (minus tenant and model)
 _MAX_VARIABLES = 30000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
 
@@ -169,6 +172,10 @@ class SQLiteStore:
             if self.location != ":memory:":
                 db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
+            # checkpoint every ~40 MB of WAL instead of every 4 MB: each checkpoint syncs the WAL and the file,
+            # about half of a commit's wall time on average. Commits stay atomic and the file never corrupt; on
+            # power loss what was committed since the last checkpoint can be lost, as before (docs/reliability.md)
+            db.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
             db.execute("PRAGMA secure_delete = ON")
             db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
@@ -253,7 +260,8 @@ class SQLiteStore:
         return (
             tenant, user, session_id, turn.position, turn.turn_id, turn.speaker, turn.role, turn.text, ts,
             turn.timestamp.isoformat() if turn.timestamp else None,
-            json.dumps(turn.metadata, ensure_ascii=False, default=str), text_hash(turn.text),
+            json.dumps(turn.metadata, ensure_ascii=False, default=str) if turn.metadata else "{}",
+            text_hash(turn.text),
         )
 
     # -- writes ---------------------------------------------------------------------------------------------
