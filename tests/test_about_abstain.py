@@ -149,3 +149,93 @@ def test_auc_evaluate_and_logistic_fit():
     p = 1 / (1 + np.exp(-(intercept + x @ coef)))
     result = evaluate(rows, p, 0.5)
     assert result["auc"] > 0.9 and result["precision"] > 0.8 and result["recall"] > 0.8
+
+
+# --------------------------------------------------------------------------------------------- cross-validation
+
+
+def rows_for_cv(n_pos, n_neg, prefix="q"):
+    """features.jsonl rows with distinct ids; features all 0 (the tests set them)."""
+    return [{"question_id": f"{prefix}{i}", "no_evidence": i < n_pos, "features": dict.fromkeys(abstain.FEATURES, 0.0)}
+            for i in range(n_pos + n_neg)]
+
+
+def test_cv_split_is_deterministic_stratified_and_predicts_each_question_once(monkeypatch):
+    from convmem.bench import abstention as ab
+
+    rows = rows_for_cv(13, 50, "lme") + rows_for_cv(31, 100, "locomo")
+    groups = ["lme"] * 63 + ["locomo"] * 131
+    rng = np.random.default_rng(1)
+    for r in rows:
+        r["features"] = {f: float(v) for f, v in zip(abstain.FEATURES, rng.normal(size=len(abstain.FEATURES)))}
+    fold = ab.assign_folds(rows, 5, groups)
+    assert fold.tolist() == ab.assign_folds(rows, 5, groups).tolist()
+    # the order of the rows does not matter: the fold follows the question id
+    order = rng.permutation(len(rows))
+    shuffled = ab.assign_folds([rows[i] for i in order], 5, [groups[i] for i in order])
+    assert dict(zip((rows[i]["question_id"] for i in order), shuffled.tolist())) == \
+        {r["question_id"]: int(f) for r, f in zip(rows, fold)}
+    # stratified: every fold gets 2-3 of LongMemEval's 13 positives and 6-7 of LoCoMo's 31
+    for g, n_pos in (("lme", 13), ("locomo", 31)):
+        pos = [f for f, r, gg in zip(fold, rows, groups) if gg == g and r["no_evidence"]]
+        counts = np.bincount(pos, minlength=5)
+        assert counts.sum() == n_pos and counts.max() - counts.min() <= 1
+    assert set(fold.tolist()) == set(range(5))
+
+    fitted, predicted = [], []
+    real_fit, real_p = ab.fit_rows, ab.probabilities
+    monkeypatch.setattr(ab, "fit_rows", lambda rs: fitted.append({r["question_id"] for r in rs}) or real_fit(rs))
+    monkeypatch.setattr(ab, "probabilities",
+                        lambda rs, i, w: predicted.append([r["question_id"] for r in rs]) or real_p(rs, i, w))
+    fold2, p = ab.out_of_fold(rows, 5, groups)
+    assert fold2.tolist() == fold.tolist() and np.isfinite(p).all() and len(p) == len(rows)
+    every = [q for qs in predicted for q in qs]
+    assert sorted(every) == sorted(r["question_id"] for r in rows)  # each question predicted exactly once
+    assert len(fitted) == len(predicted) == 5
+    for seen, held_out in zip(fitted, predicted):  # each model saw all the others and none of its own
+        assert not seen & set(held_out) and len(seen) + len(held_out) == len(rows)
+
+
+def test_cv_out_of_fold_differs_from_in_sample_and_lands_in_fit_json(tmp_path):
+    """Each fold's feature-label relation is the other fold's reversed: a model that saw the held-out fold
+    (in-sample) finds no signal (AUC 0.5); models that never saw it predict it backwards (AUC near 0)."""
+    from convmem.bench.abstention import assign_folds, cross_validate
+    from convmem.bench.common import write_jsonl
+
+    a, b = rows_for_cv(6, 18, "a"), rows_for_cv(4, 12, "b")
+    rows, groups = a + b, ["a"] * len(a) + ["b"] * len(b)
+    for r, f in zip(rows, assign_folds(rows, 2, groups)):
+        r["features"]["term_coverage"] = float(r["no_evidence"] == (f == 0))
+    cv = cross_validate({"a": a, "b": b}, 2)
+    assert cv["fold_sizes"] == [20, 20] and cv["fold_no_evidence"] == [5, 5]
+    pooled = cv["pooled"]
+    assert pooled["in_sample"]["auc"] == pytest.approx(0.5)
+    assert pooled["out_of_fold"]["auc"] < 0.1 and pooled["out_of_fold"]["brier"] > pooled["in_sample"]["brier"]
+    assert cv["by_run"]["a"]["out_of_fold"]["auc"] < 0.1
+    assert set(cv["by_run"]["b"]["out_of_fold"]) == {"auc", "brier", "at_0.5", "at_0.3"}
+    assert set(cv["by_run"]["b"]["out_of_fold"]["at_0.3"]) == {"flagged", "precision", "recall"}
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d, rs in zip(dirs, (a, b)):
+        d.mkdir()
+        write_jsonl(d / "features.jsonl", rs)
+    out = CliRunner().invoke(main, ["bench", "abstention-fit", *map(str, dirs), "--folds", "2"])
+    assert out.exit_code == 0, out.output
+    assert "out-of-fold: AUC" in out.output and "in-sample: AUC" in out.output
+    saved = json.loads((dirs[0] / "fit.json").read_text())["cross_validation"]
+    assert saved["folds"] == 2 and saved["pooled"]["out_of_fold"]["auc"] == pytest.approx(pooled["out_of_fold"]["auc"])
+    # without --folds, fit.json has no cross-validation
+    assert CliRunner().invoke(main, ["bench", "abstention-fit", *map(str, dirs)]).exit_code == 0
+    assert "cross_validation" not in json.loads((dirs[0] / "fit.json").read_text())
+
+
+@pytest.mark.parametrize("folds, message", [("1", "folds must be 0 (no cross-validation) or at least 2, got 1"),
+                                             ("6", "cannot split 5 questions without evidence and 15 with evidence "
+                                                   "into 6 folds (each fold needs both kinds): use at most 5 folds")])
+def test_cv_bad_folds_is_one_line(tmp_path, folds, message):
+    from convmem.bench.common import write_jsonl
+
+    write_jsonl(tmp_path / "features.jsonl", rows_for_cv(5, 15))
+    out = CliRunner().invoke(main, ["bench", "abstention-fit", str(tmp_path), "--folds", folds])
+    assert out.exit_code == 2 and out.output == f"Error: {message}\n"
+    assert not (tmp_path / "fit.json").exists()

@@ -8,6 +8,7 @@ user `<sample_id>`), exactly as `Memory.evidence` computes them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from convmem.bench.common import data_info, provenance, read_jsonl, write_jsonl
+from convmem.errors import InputError
 from convmem.retrieve import abstain
 
 BENCHMARKS = ("longmemeval", "locomo")
@@ -134,29 +136,115 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
     return float(beta[0]), beta[1:]
 
 
-def fit(feature_dirs: Sequence[str | Path]) -> dict[str, Any]:
-    """Fit on the pooled rows of several `convmem bench abstention` runs (each their features.jsonl), every
-    question weighted 1, so P(no evidence) is calibrated to the pooled development questions. The threshold stays
-    1/2 (say "no evidence" when it is the likelier case); precision and recall at other thresholds are reported
-    per run, to show the trade-off."""
-    runs = {str(d): read_jsonl(Path(d) / "features.jsonl") for d in feature_dirs}
-    rows = [r for rs in runs.values() for r in rs]
+def fit_rows(rows: Sequence[dict]) -> tuple[float, dict[str, float]]:
+    """(intercept, weights by feature) of the logistic model fitted on `rows` (features.jsonl rows), each
+    question weighted 1."""
     x = np.asarray([[r["features"][f] for f in abstain.FEATURES] for r in rows], float)
     y = np.asarray([r["no_evidence"] for r in rows], float)
     intercept, coef = fit_logistic(x, y)
-    weights = dict(zip(abstain.FEATURES, (float(c) for c in coef)))
+    return intercept, dict(zip(abstain.FEATURES, (float(c) for c in coef)))
 
-    def probabilities(rs):
-        return [abstain.p_no_evidence(r["features"], intercept, weights) for r in rs]
 
-    trade_off = {d: {str(t): {k: evaluate(rs, probabilities(rs), t)[k] for k in ("flagged", "precision", "recall")}
+def probabilities(rows: Sequence[dict], intercept: float, weights: dict[str, float]) -> list[float]:
+    return [abstain.p_no_evidence(r["features"], intercept, weights) for r in rows]
+
+
+def assign_folds(rows: Sequence[dict], k: int, groups: Sequence[Any] | None = None) -> np.ndarray:
+    """The fold (0..k-1) of every row, stratified by label and by group (the run, i.e. the data set): within a
+    group the questions of one label are ordered by a SHA-256 of their id and dealt out in turn, the count
+    carrying on across groups (taken by name), so every fold gets an equal share (+-1) of the questions without
+    evidence, of each data set's, and of the others. Deterministic: it depends on the ids, labels and groups only,
+    not on the order of the rows or of the runs."""
+    labels = [bool(r["no_evidence"]) for r in rows]
+    n_pos, n_neg = sum(labels), len(rows) - sum(labels)
+    if k < 2:
+        raise InputError(f"folds must be 0 (no cross-validation) or at least 2, got {k}")
+    if min(n_pos, n_neg) < k:
+        raise InputError(f"cannot split {n_pos} questions without evidence and {n_neg} with evidence into {k} "
+                         f"folds (each fold needs both kinds): use at most {min(n_pos, n_neg)} folds")
+    groups = [0] * len(rows) if groups is None else list(groups)
+    fold = np.empty(len(rows), int)
+    for label in (True, False):
+        dealt = 0
+        for g in sorted(set(groups), key=str):
+            members = [i for i in range(len(rows)) if groups[i] == g and labels[i] == label]
+            members.sort(key=lambda i: hashlib.sha256(str(rows[i]["question_id"]).encode()).hexdigest())
+            for j, i in enumerate(members):
+                fold[i] = (dealt + j) % k
+            dealt += len(members)
+    return fold
+
+
+def out_of_fold(rows: Sequence[dict], k: int, groups: Sequence[Any] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """K-fold cross-validation: (fold of each row, its P(no evidence) under the model fitted on the other k-1
+    folds). Every row is predicted once, by a model that never saw it."""
+    fold = assign_folds(rows, k, groups)
+    p = np.full(len(rows), np.nan)
+    for f in range(k):
+        held_out = np.flatnonzero(fold == f)
+        intercept, weights = fit_rows([r for r, g in zip(rows, fold) if g != f])
+        p[held_out] = probabilities([rows[i] for i in held_out], intercept, weights)
+    return fold, p
+
+
+CV_THRESHOLDS = (0.5, 0.3)
+
+
+def summary(rows: Sequence[dict], p: Sequence[float]) -> dict[str, Any]:
+    """AUC, Brier, and flagged / precision / recall at each of CV_THRESHOLDS."""
+    at = {t: evaluate(rows, p, t) for t in CV_THRESHOLDS}
+    first = at[CV_THRESHOLDS[0]]
+    return {"auc": first["auc"], "brier": first["brier"],
+            **{f"at_{t}": {k: e[k] for k in ("flagged", "precision", "recall")} for t, e in at.items()}}
+
+
+def cross_validate(runs: dict[str, list[dict]], k: int) -> dict[str, Any]:
+    """In-sample (fitted on every question) and out-of-fold (`out_of_fold`, folds stratified by run and label)
+    figures of the pooled fit, per run and pooled."""
+    rows = [r for rs in runs.values() for r in rs]
+    groups = [d for d, rs in runs.items() for _ in rs]
+    fold, p_oof = out_of_fold(rows, k, groups)
+    p_in = np.asarray(probabilities(rows, *fit_rows(rows)))
+    by_run, start = {}, 0
+    for d, rs in runs.items():
+        part = slice(start, start + len(rs))
+        by_run[d] = {"in_sample": summary(rs, p_in[part]), "out_of_fold": summary(rs, p_oof[part])}
+        start += len(rs)
+    positive = np.asarray([bool(r["no_evidence"]) for r in rows], bool)
+    return {"folds": k,
+            "split": "stratified by run and label; within each, ordered by SHA-256 of the question id and dealt out",
+            "fold_sizes": np.bincount(fold, minlength=k).tolist(),
+            "fold_no_evidence": np.bincount(fold[positive], minlength=k).tolist(),
+            "by_run": by_run,
+            "pooled": {"in_sample": summary(rows, p_in), "out_of_fold": summary(rows, p_oof)}}
+
+
+def fit(feature_dirs: Sequence[str | Path], folds: int = 0) -> dict[str, Any]:
+    """Fit on the pooled rows of several `convmem bench abstention` runs (each their features.jsonl), every
+    question weighted 1, so P(no evidence) is calibrated to the pooled development questions. The threshold stays
+    1/2 (say "no evidence" when it is the likelier case); precision and recall at other thresholds are reported
+    per run, to show the trade-off. With `folds` (>= 2), also `cross_validate`'s out-of-fold figures next to the
+    in-sample ones, which are optimistic (fitted and measured on the same questions)."""
+    runs = {str(d): read_jsonl(Path(d) / "features.jsonl") for d in feature_dirs}
+    rows = [r for rs in runs.values() for r in rs]
+    cv = cross_validate(runs, folds) if folds else None  # first, so a bad `folds` fails before any output
+    intercept, weights = fit_rows(rows)
+
+    def p(rs):
+        return probabilities(rs, intercept, weights)
+
+    trade_off = {d: {str(t): {k: evaluate(rs, p(rs), t)[k] for k in ("flagged", "precision", "recall")}
                      for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)} for d, rs in runs.items()}
-    return {"intercept": intercept, "weights": weights, "threshold": 0.5, "n": len(rows),
-            "n_no_evidence": int(y.sum()),
-            "by_run": {d: evaluate(rs, probabilities(rs), 0.5) for d, rs in runs.items()},
-            "by_threshold": trade_off,
-            "constants": (f"INTERCEPT = {intercept:.4f}\nWEIGHTS = {{"
-                          + ", ".join(f'"{k}": {v:.4f}' for k, v in weights.items()) + "}")}
+    result = {"intercept": intercept, "weights": weights, "threshold": 0.5, "n": len(rows),
+              "n_no_evidence": sum(bool(r["no_evidence"]) for r in rows),
+              "by_run": {d: evaluate(rs, p(rs), 0.5) for d, rs in runs.items()},
+              "by_threshold": trade_off,
+              "constants": (f"INTERCEPT = {intercept:.4f}\nWEIGHTS = {{"
+                            + ", ".join(f'"{k}": {v:.4f}' for k, v in weights.items()) + "}")}
+    if cv is not None:
+        result["cross_validation"] = cv
+    return result
 
 
 # --------------------------------------------------------------------------------------------- the command

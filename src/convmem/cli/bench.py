@@ -295,19 +295,34 @@ def abstention_cmd(benchmark: str, data: str, out: str, db: str | None, limit: i
 
 @bench.command("abstention-fit")
 @click.argument("out_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--folds", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Also K-fold cross-validation (K >= 2; 0: off): out-of-fold AUC, Brier and precision/recall "
+                   "per folder next to the in-sample ones, in fit.json too. Folds are stratified by folder and "
+                   "label, deterministic (by a hash of the question id).")
 @clean_errors
-def abstention_fit_cmd(out_dirs: tuple[str, ...]) -> None:
+def abstention_fit_cmd(out_dirs: tuple[str, ...], folds: int) -> None:
     """Refit the abstention model on the features.jsonl of `convmem bench abstention` runs (dev data only); prints
     the constants for convmem/retrieve/abstain.py and writes fit.json into the first folder."""
     import json
 
-    from convmem.bench.abstention import fit
+    from convmem.bench.abstention import _f as fmt, fit
 
-    result = fit(out_dirs)
+    result = fit(out_dirs, folds=folds)
     (Path(out_dirs[0]) / "fit.json").write_text(json.dumps(result, indent=2))
     click.echo(result["constants"])
     for run_dir, s in result["by_run"].items():
         click.echo(f"{run_dir}: at P >= 0.5 precision {s['precision']} recall {s['recall']}; AUC {s['auc']}", err=True)
+    cv = result.get("cross_validation")
+    if cv:
+        click.echo(f"{folds}-fold cross-validation (questions per fold {cv['fold_sizes']}, without evidence "
+                   f"{cv['fold_no_evidence']}):", err=True)
+        pooled = [("pooled", cv["pooled"])] if len(cv["by_run"]) > 1 else []
+        for run_dir, both in [*cv["by_run"].items(), *pooled]:
+            for kind, m in both.items():
+                at = "; ".join(f"P >= {t[3:]}: flagged {m[t]['flagged']} precision {fmt(m[t]['precision'])} "
+                               f"recall {fmt(m[t]['recall'])}" for t in m if t.startswith("at_"))
+                click.echo(f"{run_dir} {kind.replace('_', '-')}: AUC {fmt(m['auc'])} Brier {fmt(m['brier'])}; {at}",
+                           err=True)
 
 
 @bench.command("about")
