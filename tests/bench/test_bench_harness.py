@@ -81,7 +81,7 @@ def test_percentiles_and_context_summary():
             {"budget": {500: {"all_turns": False, "all_sessions": True, "tokens": 300, "cited": 5}}}]
     s = context_summary(rows, [500])
     assert s["budgets"]["500"] == {"recall_all_turns": 0.5, "recall_all_sessions": 1.0, "mean_tokens": 200.0,
-                                   "mean_turns_cited": 4.0}
+                                   "mean_turns_cited": 4.0, "answer_checkable": 0, "answer_kept": None}
 
 
 # --------------------------------------------------------------------------------------------- QA
@@ -275,3 +275,24 @@ def test_knowledge_update_sessions_and_latest_first(lme_path):
     assert update_summary(rows, ("session", "turn"), (500, 2000)) == {
         "n": 2, "latest_first": {"session": 0.5, "turn": 0.0}, "latest_cited": {"500": 0.5, "2000": 1.0}}
     assert update_summary([], ("session",), (500,))["latest_first"] == {"session": None}
+
+
+def test_answer_span_and_answer_kept():
+    from types import SimpleNamespace
+
+    from convmem.bench.common import answer_span, context_cell
+
+    evidence = ["By the way, I just baked a Chocolate cake for Tom!", "It was for his birthday."]
+    span = answer_span("a chocolate cake", evidence)
+    assert span == " a chocolate cake "
+    assert answer_span("a lemon cake", evidence) is None  # not word for word in the evidence
+    assert answer_span("It took seven long days, nine if you count the trip", evidence) is None  # too long
+    assert answer_span("", evidence) is None
+    cite = [SimpleNamespace(turn_id="t1", session_id="s1")]
+    kept = context_cell(cite, 40, {"t1"}, {"s1"}, '[t1] Ana: "I just baked a chocolate cake"', span)
+    cut = context_cell(cite, 40, {"t1"}, {"s1"}, '[t1] Ana: "By the way, I just baked a"', span)
+    assert kept["all_turns"] and kept["answer_kept"] and cut["all_turns"] and not cut["answer_kept"]
+    assert "answer_kept" not in context_cell(cite, 40, {"t1"}, {"s1"}, "text", None)
+    summary = context_summary([{"budget": {500: kept}}, {"budget": {500: cut}},
+                               {"budget": {500: context_cell(cite, 9, {"t1"}, {"s1"})}}], [500])
+    assert summary["budgets"]["500"]["answer_kept"] == 0.5 and summary["budgets"]["500"]["answer_checkable"] == 2

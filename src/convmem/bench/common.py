@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 import time
@@ -314,7 +315,9 @@ def context_summary(rows: Sequence[dict], budgets: Sequence[int]) -> dict[str, A
     """rows: {'budget': {B: {'all_turns': bool, 'all_sessions': bool, 'tokens': int}}} per scored question.
 
     Per budget: share of questions whose every evidence turn is cited (`recall_all_turns`), whose every evidence
-    session has at least one cited turn (`recall_all_sessions`), and the mean context size in tokens.
+    session has at least one cited turn (`recall_all_sessions`), the mean context size in tokens, and, of the
+    `answer_checkable` questions (short answer found word for word in the evidence), the share whose context
+    text holds the answer (`answer_kept`).
     """
     out: dict[str, Any] = {"n": len(rows), "budgets": {}}
     for b in budgets:
@@ -325,14 +328,38 @@ def context_summary(rows: Sequence[dict], budgets: Sequence[int]) -> dict[str, A
             "mean_tokens": float(np.mean([c["tokens"] for c in cells])) if cells else None,
             "mean_turns_cited": float(np.mean([c["cited"] for c in cells])) if cells else None,
         }
+        kept = [c["answer_kept"] for c in cells if "answer_kept" in c]
+        out["budgets"][str(b)].update(answer_checkable=len(kept),
+                                      answer_kept=float(np.mean(kept)) if kept else None)
     return out
 
 
-def context_cell(citations, tokens: int, evidence_turns: set[str], evidence_sessions: set[str]) -> dict[str, Any]:
+def _plain(text: Any) -> str:
+    return " " + " ".join(re.findall(r"[a-z0-9$]+", str(text).lower())) + " "
+
+
+def answer_span(answer: Any, evidence_texts: Iterable[str], max_words: int = 6) -> str | None:
+    """The gold answer as a checkable span: lowercased words, when it has at most `max_words` and occurs
+    word for word in the evidence turns ("a chocolate cake", "Disney+"); else None (long, paraphrased or
+    computed answers such as "9 days ago" cannot be checked this way)."""
+    span = _plain(answer)
+    if not 0 < len(span.split()) <= max_words:
+        return None
+    return span if span in _plain(" ".join(evidence_texts)) else None
+
+
+def context_cell(citations, tokens: int, evidence_turns: set[str], evidence_sessions: set[str],
+                 text: str | None = None, answer: str | None = None) -> dict[str, Any]:
+    """One question's context at one budget. With `answer` (an `answer_span`) and the context `text`: whether
+    the answer's words survived into the context. Citing an evidence turn is not enough when the turn was cut
+    to the sentences around its match; this is the check that the cut kept the answer."""
     turns = {c.turn_id for c in citations}
     sessions = {c.session_id for c in citations}
-    return {"all_turns": evidence_turns <= turns, "all_sessions": evidence_sessions <= sessions, "tokens": tokens,
+    cell = {"all_turns": evidence_turns <= turns, "all_sessions": evidence_sessions <= sessions, "tokens": tokens,
             "cited": len(turns)}
+    if answer is not None and text is not None:
+        cell["answer_kept"] = answer in _plain(text)
+    return cell
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from convmem.bench import flat_bm25
-from convmem.bench.common import (CONTEXT_BUDGETS, context_cell, context_summary, data_info, dedupe,
+from convmem.bench.common import (CONTEXT_BUDGETS, answer_span, context_cell, context_summary, data_info, dedupe,
                                   embedder_rate, import_items, latency_sample, loadavg, percentiles, provenance,
                                   search_latency, write_jsonl)
 from convmem.bench.datasets import LOCOMO_CATEGORIES, LocomoQuestion, load_locomo, locomo_questions
@@ -138,12 +138,14 @@ def run_locomo(*, data: str, out: Path, retriever: BenchRetriever, db: str, limi
             rows.append({"question_id": q.qid, "category": q.category, "metrics": metrics})
             ev_sessions = {session_of[e] for e in evidence if e in session_of}
             cells = {}
+            by_id = {r.turn_id: r.text for r in index.rows}
+            answer = answer_span(q.answer, [by_id[e] for e in evidence if e in by_id])
             for b in budgets:
                 if retriever.is_memory:
                     ctx = mem.context(q.question, user=user, budget_tokens=b, query_vector=qvec, now=now)
                 else:
                     ctx = assemble(index, order, query=q.question, budget_tokens=b, counter=mem.token_counter)
-                cells[b] = context_cell(ctx.citations, ctx.tokens, evidence, ev_sessions)
+                cells[b] = context_cell(ctx.citations, ctx.tokens, evidence, ev_sessions, ctx.text, answer)
             ctx_rows.append({"question_id": q.qid, "category": q.category, "budget": cells})
             row.update({"scored": True, "metrics": metrics, "context": {str(b): c for b, c in cells.items()}})
             per_q.append(row)

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from convmem.bench import flat_bm25
-from convmem.bench.common import (CONTEXT_BUDGETS, context_cell, context_summary, data_info, dedupe,
+from convmem.bench.common import (CONTEXT_BUDGETS, answer_span, context_cell, context_summary, data_info, dedupe,
                                   embedder_rate, import_items, latency_sample, loadavg, percentiles, provenance,
                                   search_latency, user_only_copy, write_jsonl)
 from convmem.bench.datasets import (lme_all_turn_evidence, lme_corpus, lme_gold, lme_is_abstention,
@@ -245,13 +245,14 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
                              "metrics": metrics_at(all_ranked, evidence, ks)})
             ev_sessions = {index.rows[i].session_id for i in range(len(index.rows))
                            if index.rows[i].turn_id in evidence}
+            answer = answer_span(item.get("answer"), [r.text for r in index.rows if r.turn_id in evidence])
             cells = {}
             for b in budgets:
                 if retriever.is_memory:
                     ctx = mem.context(question, user=qid, budget_tokens=b, query_vector=qvec, now=now)
                 else:
                     ctx = assemble(index, order, query=question, budget_tokens=b, counter=mem.token_counter)
-                cells[b] = context_cell(ctx.citations, ctx.tokens, evidence, ev_sessions)
+                cells[b] = context_cell(ctx.citations, ctx.tokens, evidence, ev_sessions, ctx.text, answer)
                 if updates:
                     update_rows[-1]["latest_cited"][str(b)] = updates[-1] in {c.session_id for c in ctx.citations}
             ctx_rows.append({"question_id": qid, "question_type": qtype, "budget": cells})

@@ -148,13 +148,18 @@ def render_markdown(res: dict[str, Any]) -> str:
               f"Share of questions whose every evidence turn (or evidence session) is cited in the context; "
               f"tokens by `{ctx.get('tokenizer')}`; assembler: {ctx.get('assembler')}.", ""]
     lines += _table(["budget (tokens)", "every evidence turn", "every evidence session", "mean tokens",
-                     "mean turns cited"],
+                     "mean turns cited", "answer kept (checkable)"],
                     [[b, c["recall_all_turns"], c["recall_all_sessions"], _f(c["mean_tokens"], 1),
-                      _f(c["mean_turns_cited"], 1)] for b, c in ctx["budgets"].items()]) + [""]
+                      _f(c["mean_turns_cited"], 1), f"{_f(c.get('answer_kept'), 3)} ({c.get('answer_checkable', 0)})"]
+                     for b, c in ctx["budgets"].items()]) + [""]
+    lines += ["answer kept: of the questions whose gold answer has at most 6 words and occurs word for word in "
+              "their evidence turns, the share whose context text still holds it (long turns are cut around their "
+              "match; a cited turn can lose its answer).", ""]
     upd = res["extensions"].get("updates")
     if upd and upd.get("n"):
-        lines += [f"## Extension: knowledge updates ({upd['n']} knowledge-update questions with evidence on 2+ dates)",
-                  "", "Share whose latest evidence session ranks before the older ones, and whose context cites it.", ""]
+        lines += [f"## Extension: knowledge updates ({upd['n']} knowledge-update questions, evidence on 2+ dates)",
+                  "", "Share whose latest evidence session ranks before the older ones, and whose context cites it.",
+                  ""]
         lines += _table(["latest first: " + g for g in upd["latest_first"]]
                         + [f"latest cited @{b}" for b in upd["latest_cited"]],
                         [[_f(v) for v in upd["latest_first"].values()]
