@@ -124,7 +124,7 @@ def _updates_memory(tmp_path, **overrides) -> Memory:
     _add(mem, [
         _session("march", [("Ana", "I have finished 4 paintings in my class."), ("Bot", "Well done!")], 1),
         _session("lunch", [("Ana", "Lunch with Tom was nice."), ("Bot", "Good.")], 5),
-        _session("april", [("Ana", "Update: my painting class total is 5 paintings now."), ("Bot", "Great!")], 20),
+        _session("april", [("Ana", "So far I have finished 5 paintings in my class."), ("Bot", "Great!")], 20),
     ])
     return mem
 
@@ -136,6 +136,9 @@ def test_the_latest_statement_of_a_thing_ranks_first(tmp_path):
     mem = _updates_memory(tmp_path / "updates")
     assert [h.session_id for h in mem.search(question, user="ana", k=2)] == ["april", "march"]
     assert [h.session_id for h in mem.search(question, user="ana", k=2, granularity="session")] == ["april", "march"]
+    # a later statement that matches much worse than the best one does not displace it
+    strict = _updates_memory(tmp_path / "strict", update_closeness=0.99)
+    assert [h.session_id for h in strict.search(question, user="ana", k=2)] == ["march", "april"]
     # "the first time" asks for the earliest statement
     first = "How many paintings had I finished the first time I told you?"
     assert [h.session_id for h in mem.search(first, user="ana", k=2)] == ["march", "april"]
@@ -160,3 +163,6 @@ def test_order_updates_moves_only_similar_statements_from_other_sessions():
     assert order_updates(index, [4, 1, 0], similarity=0.5, prefer="first") == [0, 4, 1]
     assert order_updates(index, [0, 1, 2, 3, 4], similarity=0.0) == [0, 1, 2, 3, 4]  # off
     assert order_updates(index, [0, 1, 2, 3, 4], similarity=0.5, top=2) == [0, 1, 2, 3, 4]  # only the head
+    # with scores: only a statement scoring at least `closeness` x the other's moves ahead of it
+    scores = [1.0, 0.9, 0.5, 0.5, 0.95]
+    assert order_updates(index, [0, 1, 2, 3, 4], similarity=0.5, scores=scores, closeness=0.9) == [4, 0, 1, 2, 3]

@@ -16,6 +16,7 @@ from convmem.context.instructions import render_instructions
 from convmem.errors import InputError
 from convmem.extract.memory import FactsAndInstructions
 from convmem.extract.summary_memory import SessionSummaries
+from convmem.index.statement_keys import statement_texts
 from convmem.index.user_index import IndexCache, UserIndex, embed_missing
 from convmem.ingest import parse_sessions, read_data
 from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id, check_storable, parse_time
@@ -113,7 +114,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._embedder_lock = threading.Lock()
         self._counter = token_counter
-        self.indexes = IndexCache(self.store, self._embedder_for_index, date_keys=self.retriever.date_keys)
+        self.indexes = IndexCache(self.store, self._embedder_for_index, date_keys=self.retriever.date_keys,
+                                  statement_keys=self.retriever.statement_keys)
 
     # -- components, loaded on first use --------------------------------------------------------------------
     @property
@@ -172,6 +174,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
                     from convmem.store.base import text_hash
 
                     texts.update((text_hash(t.text), t.text) for t in s.turns)
+                    if self.retriever.statement_keys:
+                        texts.update(statement_texts(s.turns)[0])
                 if outcome == "unchanged":
                     report.sessions_unchanged += 1
                     continue
@@ -303,7 +307,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
         return rank(index, scores, mask, k=k, granularity=granularity, session_agg=self.retriever.session_agg,
                     neighbours=neighbours, doc_scores=docs, doc_weight=self.retriever.session_doc_weight,
                     session_diversity=self.retriever.session_diversity,
-                    update_similarity=self.retriever.update_similarity, prefer=preferred(query))
+                    update_similarity=self.retriever.update_similarity,
+                    update_closeness=self.retriever.update_closeness, prefer=preferred(query))
 
     #: the share of a context's memory budget that summaries of sessions without a turn in it may take (0: none),
     #: and how many of the most relevant sessions (by their best turn) may be summarised
@@ -332,7 +337,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
         mask = turn_mask(index, since=parse_time(since, what="since") if since else None,
                          until=parse_time(until, what="until") if until else None, speakers=speakers)
         order = [int(i) for i in np.argsort(-np.where(mask, scores, -np.inf), kind="stable") if mask[i]]
-        order = order_updates(index, order, similarity=self.retriever.update_similarity, prefer=preferred(query))
+        order = order_updates(index, order, similarity=self.retriever.update_similarity, prefer=preferred(query),
+                              scores=scores[order], closeness=self.retriever.update_closeness)
         chosen = [s.to_dict() for s in self._select(self.instructions(user), query, query_vector)] \
             if instructions else []
         section = render_instructions(chosen)

@@ -19,12 +19,14 @@ class RetrievalConfig:
     time_boost: float = 0.5  # turns dated inside a range the query names ("last Saturday") score (1 + boost) x
     order_boost: float = 0.1  # "first time" / "currently" cues: earliest / latest turns score up to (1 + boost) x
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
+    statement_keys: bool = False  # a turn's first-person statement sentences embedded as extra dense keys
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
     session_dense_weight: float = 0.7  # granularity="session": dense share of the turn scores whose max ranks it
     session_doc_weight: float = 0.5  # granularity="session": weight of the whole session as one document
     session_prior: float = 0.0  # two-stage: each turn also gets this x its session's document score
     session_diversity: float = 1.0  # turn ranking: each earlier pick from a session multiplies its others by this
     update_similarity: float = 0.5  # same statement in two sessions (cosine >= this): the one asked for first
+    update_closeness: float = 0.9  # ... when it also scored at least this share of the other's score
     context_turn_tokens: int = 80  # context assembly: longer turns are cut to the sentences around the match
 
     def to_dict(self) -> dict:
@@ -51,6 +53,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-two-stage": RetrievalConfig(session_prior=0.3),
     "convmem-diverse": RetrievalConfig(session_diversity=0.85),
     "convmem-ctx160": RetrievalConfig(context_turn_tokens=160),
+    "convmem-keys": RetrievalConfig(statement_keys=True),
 }
 
 

@@ -29,7 +29,7 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         day_keys = " ".join(day_key(r.start) for r in cues.ranges if r.end - r.start <= timedelta(days=1))
         lists.append(index.lexical.score(f"{query} {day_keys}" if day_keys else query))
     if config.dense and qvec is not None and index.vectors.shape[1]:
-        lists.append(index.vectors @ qvec)
+        lists.append(index.cosines(qvec))
     if not lists:
         return np.zeros(n)
     if len(lists) == 1:
@@ -171,7 +171,7 @@ def diversify(order: np.ndarray, scores: np.ndarray, session_index: np.ndarray, 
 def rank(index: UserIndex, scores: np.ndarray, mask: np.ndarray, *, k: int, granularity: str,
          session_agg: str = "max", neighbours: int = 0, doc_scores: np.ndarray | None = None,
          doc_weight: float = 0.0, session_diversity: float = 1.0, update_similarity: float = 0.0,
-         prefer: str = "latest") -> list[Hit]:
+         update_closeness: float = 0.0, prefer: str = "latest") -> list[Hit]:
     """The k best turns or sessions. `update_similarity` > 0: statements of the same thing made in different
     sessions are ordered `prefer`="latest" (or "first") first (`convmem.retrieve.updates`)."""
     if granularity == "session":
@@ -179,8 +179,9 @@ def rank(index: UserIndex, scores: np.ndarray, mask: np.ndarray, *, k: int, gran
         order = [s for s in np.argsort(-sscores, kind="stable") if best_turn[s] >= 0]
         if update_similarity:
             session_of = {int(best_turn[s]): int(s) for s in order}
-            order = [session_of[i] for i in order_updates(index, [best_turn[s] for s in order],
-                                                           similarity=update_similarity, prefer=prefer)]
+            order = [session_of[i] for i in order_updates(
+                index, [best_turn[s] for s in order], similarity=update_similarity, prefer=prefer,
+                scores=[sscores[s] for s in order], closeness=update_closeness)]
         order = order[:k]
         hits = [make_hit(index, int(best_turn[s]), sscores[s]) for s in order]
         idx = [int(best_turn[s]) for s in order]
@@ -188,7 +189,8 @@ def rank(index: UserIndex, scores: np.ndarray, mask: np.ndarray, *, k: int, gran
         masked = np.where(mask, scores, -np.inf)
         order = np.argsort(-masked, kind="stable")[: int(mask.sum())]
         if update_similarity:
-            order = np.asarray(order_updates(index, order, similarity=update_similarity, prefer=prefer), dtype=int)
+            order = np.asarray(order_updates(index, order, similarity=update_similarity, prefer=prefer,
+                                             scores=scores[order], closeness=update_closeness), dtype=int)
         if session_diversity < 1.0:
             order = diversify(order, scores, index.session_index, session_diversity, min(k, 50))
         idx = [int(i) for i in order[:k]]
