@@ -16,6 +16,7 @@ from convmem.context.instructions import render_instructions
 from convmem.errors import InputError
 from convmem.extract.memory import FactsAndInstructions
 from convmem.extract.summary_memory import SessionSummaries
+from convmem.index.statement_keys import statement_texts
 from convmem.index.user_index import IndexCache, UserIndex, embed_missing
 from convmem.ingest import parse_sessions, read_data
 from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id, check_storable, parse_time
@@ -113,7 +114,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._embedder_lock = threading.Lock()
         self._counter = token_counter
-        self.indexes = IndexCache(self.store, self._embedder_for_index, date_keys=self.retriever.date_keys)
+        self.indexes = IndexCache(self.store, self._embedder_for_index, date_keys=self.retriever.date_keys,
+                                  statement_keys=self.retriever.statement_keys)
 
     # -- components, loaded on first use --------------------------------------------------------------------
     @property
@@ -172,6 +174,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
                     from convmem.store.base import text_hash
 
                     texts.update((text_hash(t.text), t.text) for t in s.turns)
+                    if self.retriever.statement_keys:
+                        texts.update(statement_texts(s.turns)[0])
                 if outcome == "unchanged":
                     report.sessions_unchanged += 1
                     continue

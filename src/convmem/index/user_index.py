@@ -12,6 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from convmem.index.lexical import BM25Index
+from convmem.index.statement_keys import best_of_keys, statement_texts
 from convmem.providers.embedders import Embedder
 from convmem.retrieve.timeexpr import resolve_in_turn
 from convmem.store.base import Store, TurnRow
@@ -50,7 +51,16 @@ class UserIndex:
     speakers: list[str]  # distinct speaker names
     speaker_index: np.ndarray  # (n,) position of each turn's speaker in speakers
     dialogue: np.ndarray  # (n,) True where the turn's session has two or more speakers (not a monologue)
+    key_vectors: np.ndarray | None = None  # (m, dim) statement keys (`statement_keys`), None when off
+    key_owner: np.ndarray | None = None  # (m,) the turn each key belongs to
     _sessions: "SessionDocs | None" = field(default=None, repr=False)
+
+    def cosines(self, qvec: np.ndarray) -> np.ndarray:
+        """Each turn's dense score: its cosine to the query, or with statement keys the best of its keys'."""
+        own = self.vectors @ qvec
+        if self.key_vectors is None or not len(self.key_vectors):
+            return own
+        return best_of_keys(own, self.key_vectors @ qvec, self.key_owner)
 
     def sessions(self) -> "SessionDocs":
         """Each session as one document (built on first use: only session-level search needs it)."""
@@ -90,9 +100,11 @@ def embed_missing(store: Store, tenant: str, embedder: Embedder, texts: dict[str
 
 
 def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | None,
-                     date_keys: bool = True, *, revision: int | None = None) -> UserIndex:
+                     date_keys: bool = True, *, revision: int | None = None,
+                     statement_keys: bool = False) -> UserIndex:
     """`revision`: the user's revision read just before (saves a round trip); read here when not given. Either way
-    it is read before the turns, so a write landing in between only makes the next lookup rebuild."""
+    it is read before the turns, so a write landing in between only makes the next lookup rebuild.
+    `statement_keys`: also embed each turn's first-person statement sentences as extra keys (cached like turns)."""
     if revision is None:
         revision = store.revision(tenant, user)
     rows = store.user_turns(tenant, user)
@@ -101,6 +113,12 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
         vectors = np.stack([vecs[r.text_hash] for r in rows]).astype(np.float32)
     else:
         vectors = np.zeros((len(rows), embedder.dim if embedder else 0), dtype=np.float32)
+    key_vectors = key_owner = None
+    if statement_keys and embedder is not None and rows:
+        texts, hashes, key_owner = statement_texts(rows)
+        have = embed_missing(store, tenant, embedder, texts) if texts else {}
+        key_vectors = (np.stack([have[h] for h in hashes]).astype(np.float32) if hashes
+                       else np.zeros((0, vectors.shape[1]), dtype=np.float32))
     session_ids = list(dict.fromkeys(r.session_id for r in rows))
     pos = {s: i for i, s in enumerate(session_ids)}
     speakers = list(dict.fromkeys(r.speaker for r in rows))
@@ -121,14 +139,18 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
         speakers=speakers,
         speaker_index=speaker_index,
         dialogue=np.asarray([len(voices[si]) >= 2 for si in session_index.tolist()], dtype=bool),
+        key_vectors=key_vectors,
+        key_owner=key_owner,
     )
 
 
 class IndexCache:
     """LRU of built user indexes; an entry is rebuilt when the user's revision in the store moved on."""
 
-    def __init__(self, store: Store, embedder_fn, capacity: int = 64, date_keys: bool = True):
+    def __init__(self, store: Store, embedder_fn, capacity: int = 64, date_keys: bool = True,
+                 statement_keys: bool = False):
         self.store, self._embedder_fn, self.capacity, self.date_keys = store, embedder_fn, capacity, date_keys
+        self.statement_keys = statement_keys
         self._items: OrderedDict[tuple[str, str], UserIndex] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -140,7 +162,8 @@ class IndexCache:
             if item is not None and item.revision == revision:
                 self._items.move_to_end(key)
                 return item
-        item = build_user_index(self.store, tenant, user, self._embedder_fn(), self.date_keys, revision=revision)
+        item = build_user_index(self.store, tenant, user, self._embedder_fn(), self.date_keys, revision=revision,
+                                statement_keys=self.statement_keys)
         with self._lock:
             self._items[key] = item
             self._items.move_to_end(key)

@@ -29,7 +29,7 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         day_keys = " ".join(day_key(r.start) for r in cues.ranges if r.end - r.start <= timedelta(days=1))
         lists.append(index.lexical.score(f"{query} {day_keys}" if day_keys else query))
     if config.dense and qvec is not None and index.vectors.shape[1]:
-        lists.append(index.vectors @ qvec)
+        lists.append(index.cosines(qvec))
     if not lists:
         return np.zeros(n)
     if len(lists) == 1:
