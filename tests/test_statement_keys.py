@@ -47,4 +47,5 @@ def test_a_fact_inside_a_request_is_found_by_its_own_key(tmp_path):
     index = keyed.index("ana")
     assert len(index.key_vectors) == 2 and index.key_owner.tolist() == [0, 0]  # both of turn s1_1
     assert keyed.search(query, user="ana", k=1)[0].turn_id == "s1_1"
-    assert get_retriever("convmem-keys").statement_keys and not get_retriever("convmem").statement_keys
+    assert get_retriever("convmem").statement_keys and not get_retriever("convmem-no-keys").statement_keys
+    assert not get_retriever("dense").statement_keys

@@ -19,7 +19,7 @@ class RetrievalConfig:
     time_boost: float = 0.5  # turns dated inside a range the query names ("last Saturday") score (1 + boost) x
     order_boost: float = 0.1  # "first time" / "currently" cues: earliest / latest turns score up to (1 + boost) x
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
-    statement_keys: bool = False  # a turn's first-person statement sentences embedded as extra dense keys
+    statement_keys: bool = True  # a turn's first-person statement sentences embedded as extra dense keys
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
     session_dense_weight: float = 0.7  # granularity="session": dense share of the turn scores whose max ranks it
     session_doc_weight: float = 0.5  # granularity="session": weight of the whole session as one document
@@ -35,7 +35,8 @@ class RetrievalConfig:
 
 # the plain retrievers: no conversation-aware steps, for ablations
 _PLAIN = dict(neighbour_weights=(), speaker_boost=0.0, time_boost=0.0, order_boost=0.0, date_keys=False,
-              session_doc_weight=0.0, session_dense_weight=0.4, update_similarity=0.0)
+              session_doc_weight=0.0, session_dense_weight=0.4, update_similarity=0.0,
+              statement_keys=False)
 
 RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem": RetrievalConfig(),
@@ -49,11 +50,11 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False),
     "convmem-no-session-doc": RetrievalConfig(session_doc_weight=0.0, session_dense_weight=0.4),
     "convmem-no-updates": RetrievalConfig(update_similarity=0.0),
+    "convmem-no-keys": RetrievalConfig(statement_keys=False),
     # designs measured and left out of the default (docs/benchmarks.md)
     "convmem-two-stage": RetrievalConfig(session_prior=0.3),
     "convmem-diverse": RetrievalConfig(session_diversity=0.85),
     "convmem-ctx160": RetrievalConfig(context_turn_tokens=160),
-    "convmem-keys": RetrievalConfig(statement_keys=True),
 }
 
 
