@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import convmem.store.sqlite as sqlite_store
+import convmem.store.sqlite_schema as sqlite_schema
 from convmem.errors import StoreError
 from convmem.store import open_store, text_hash
 
@@ -123,7 +124,7 @@ def schema_of(path: str) -> tuple[set[int], dict[str, str]]:
 
 
 def test_schema_2_file_is_upgraded_and_every_vector_survives_bit_exact(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite_store, "_MIGRATE_CHUNK", 97)  # several copy steps, the last one partial
+    monkeypatch.setattr(sqlite_schema, "_MIGRATE_CHUNK", 97)  # several copy steps, the last one partial
     path = str(tmp_path / "old.db")
     vectors = old_vectors()
     write_schema_2(path, vectors)
@@ -181,7 +182,7 @@ class FailingConnection:
 
 @pytest.mark.parametrize("fail_at", [("DELETE FROM embeddings_m002", 3), ("CREATE UNIQUE INDEX", 1)])
 def test_failed_upgrade_leaves_the_file_unchanged(tmp_path, monkeypatch, fail_at):
-    monkeypatch.setattr(sqlite_store, "_MIGRATE_CHUNK", 50)
+    monkeypatch.setattr(sqlite_schema, "_MIGRATE_CHUNK", 50)
     path = str(tmp_path / "old.db")
     vectors = old_vectors()
     write_schema_2(path, vectors)
