@@ -16,6 +16,7 @@ from convmem.context.instructions import render_instructions
 from convmem.errors import InputError
 from convmem.extract.memory import FactsAndInstructions
 from convmem.extract.summary_memory import SessionSummaries
+from convmem.index.fact_keys import fact_texts
 from convmem.index.statement_keys import statement_texts
 from convmem.index.user_index import IndexCache, UserIndex, embed_missing
 from convmem.ingest import parse_sessions, read_data
@@ -115,7 +116,7 @@ class Memory(FactsAndInstructions, SessionSummaries):
         self._embedder_lock = threading.Lock()
         self._counter = token_counter
         self.indexes = IndexCache(self.store, self._embedder_for_index, date_keys=self.retriever.date_keys,
-                                  statement_keys=self.retriever.statement_keys)
+                                  statement_keys=self.retriever.statement_keys, fact_keys=self.retriever.fact_keys)
 
     # -- components, loaded on first use --------------------------------------------------------------------
     @property
@@ -182,6 +183,10 @@ class Memory(FactsAndInstructions, SessionSummaries):
                 report.sessions_added += outcome == "added"
                 report.sessions_replaced += outcome == "replaced"
                 report.turns_written += len(s.turns)
+            if embed and self.retriever.fact_keys:  # the chunk's facts as stored now (rules and LLM)
+                for user in {s.user for s in chunk}:
+                    ids = {s.session_id for s in chunk if s.user == user}
+                    texts.update(fact_texts(f for f in self.store.facts(self.tenant, user) if f.session_id in ids))
             if texts:
                 t0 = time.perf_counter()
                 before = len(texts)

@@ -218,6 +218,25 @@ def import_items(mem, groups: Sequence[tuple[str, list[Session]]], *, db_path: s
     return out
 
 
+def reextract_users(mem, users: Sequence[str], *, facts_extractor: str, chat_model: str | None,
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """`Memory.reextract(user)` for each imported user with this extractor (after the import, before any ranking,
+    so a retriever with `fact_keys` sees the facts); the reports added up, for results.json["fact_extraction"]."""
+    from convmem.api import Memory
+    from convmem.extract.memory import ReextractReport
+
+    extractor = Memory(store=mem.store, tenant=mem.tenant, retriever=mem.retriever,
+                       embedder=mem.embedder if mem.retriever.dense else None,
+                       facts_extractor=facts_extractor, chat_model=chat_model)
+    total = ReextractReport(extractor=facts_extractor)
+    for n, user in enumerate(users, 1):
+        total.merge(ReextractReport.from_dict(extractor.reextract(user)))
+        if n == len(users) or n % max(1, len(users) // 10) == 0:
+            log(f"  facts ({facts_extractor}) {n}/{len(users)} users: {total.facts_rules} rule, {total.facts_llm} "
+                f"LLM facts in {total.sessions} sessions")
+    return {"chat_model": chat_model, "when": "after the import, before ranking", **total.to_dict()}
+
+
 def _check_only(mem, sessions: Sequence[Session], db_path: str | None) -> None:
     """The memory must hold exactly this item's sessions: a database reused with another version of the data
     (e.g. LongMemEval oracle after _s, same question ids) would otherwise mix two haystacks."""

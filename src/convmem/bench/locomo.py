@@ -20,7 +20,7 @@ import numpy as np
 from convmem.bench import flat_bm25
 from convmem.bench.common import (CONTEXT_BUDGETS, answer_span, context_cell, context_summary, data_info, dedupe,
                                   embedder_rate, import_items, latency_sample, loadavg, percentiles, provenance,
-                                  search_latency, write_jsonl)
+                                  reextract_users, search_latency, write_jsonl)
 from convmem.bench.datasets import LOCOMO_CATEGORIES, LocomoQuestion, load_locomo, locomo_questions
 from convmem.bench.metrics import KS, metrics_at
 from convmem.bench.retrievers import BenchRetriever
@@ -65,7 +65,8 @@ def aggregate_locomo(rows: Sequence[dict], counts: dict[str, Counter]) -> dict[s
 def run_locomo(*, data: str, out: Path, retriever: BenchRetriever, db: str, limit: int | None = None,
                budgets: Sequence[int] = CONTEXT_BUDGETS, ks: Sequence[int] = KS, embed_sample: int = 1000,
                latency_repeats: int = 3, latency_queries: int | None = 300, log: Callable[[str], None] = print,
-               command: str | None = None) -> dict[str, Any]:
+               command: str | None = None, facts_extractor: str | None = None,
+               chat_model: str | None = None) -> dict[str, Any]:
     from convmem.api import Memory
     from convmem.context.assemble import assemble
     from convmem.retrieve.config import RetrievalConfig
@@ -81,6 +82,8 @@ def run_locomo(*, data: str, out: Path, retriever: BenchRetriever, db: str, limi
     speed: dict[str, Any] = {"import": import_items(mem, groups, db_path=db, tenant=TENANT,
                                                     progress=lambda n, t, i: log(f"  import {n}/{t} ({i})"))}
     log(f"  import: {speed['import']['seconds']:.1f} s ({speed['import']['figures_from']})")
+    extraction = reextract_users(mem, [item for item, _ in groups], facts_extractor=facts_extractor,
+                                 chat_model=chat_model, log=log) if facts_extractor else None
     all_texts = [t.text for _, ss in groups for s in ss for t in s.turns]
     speed["embedder_rate"] = embedder_rate(mem, all_texts, embed_sample)
     if speed["embedder_rate"]:
@@ -171,6 +174,7 @@ def run_locomo(*, data: str, out: Path, retriever: BenchRetriever, db: str, limi
     write_jsonl(out / "rankings.jsonl", rankings)
     write_jsonl(out / "questions.jsonl", per_q)
     official = aggregate_locomo(rows, counts)
+    extra = {"fact_extraction": extraction} if extraction else {}
     return {
         "benchmark": "locomo",
         "command": command,
@@ -187,4 +191,5 @@ def run_locomo(*, data: str, out: Path, retriever: BenchRetriever, db: str, limi
             "context": ctx,
         },
         "speed": speed,
+        **extra,
     }

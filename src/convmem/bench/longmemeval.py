@@ -31,7 +31,7 @@ import numpy as np
 from convmem.bench import flat_bm25
 from convmem.bench.common import (CONTEXT_BUDGETS, answer_span, context_cell, context_summary, data_info, dedupe,
                                   embedder_rate, import_items, latency_sample, loadavg, percentiles, provenance,
-                                  search_latency, user_only_copy, write_jsonl)
+                                  reextract_users, search_latency, user_only_copy, write_jsonl)
 from convmem.bench.datasets import (lme_all_turn_evidence, lme_corpus, lme_gold, lme_is_abstention,
                                     lme_question_time, lme_session_of, lme_update_sessions, load_longmemeval)
 from convmem.bench.metrics import KS, aggregate, evaluate_rankings, metrics_at
@@ -161,7 +161,8 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
                     granularities: Sequence[str] = ("session", "turn"), budgets: Sequence[int] = CONTEXT_BUDGETS,
                      ks: Sequence[int] = KS, embed_sample: int = 1000, latency_repeats: int = 3,
                     latency_queries: int | None = 300, log: Callable[[str], None] = print,
-                    command: str | None = None) -> dict[str, Any]:
+                    command: str | None = None, facts_extractor: str | None = None,
+                    chat_model: str | None = None) -> dict[str, Any]:
     """Run the benchmark; write rankings.jsonl, rankings_all_turns.jsonl, questions.jsonl and return results."""
     from convmem.api import Memory
     from convmem.context.assemble import assemble
@@ -181,6 +182,9 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
 
     speed: dict[str, Any] = {"import": import_items(mem, groups, db_path=db, tenant=TENANT, progress=progress)}
     log(f"  import: {speed['import']['seconds']:.1f} s ({speed['import']['figures_from']})")
+    users = list(dict.fromkeys(s.user for _, ss in groups for s in ss))  # both users of each question
+    extraction = reextract_users(mem, users, facts_extractor=facts_extractor, chat_model=chat_model,
+                                 log=log) if facts_extractor else None
     all_texts = [t.text for _, ss in groups for s in ss if not s.user.endswith(USER_TURNS_SUFFIX) for t in s.turns]
     speed["embedder_rate"] = embedder_rate(mem, all_texts, embed_sample)
     if speed["embedder_rate"]:
@@ -290,6 +294,7 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
     write_jsonl(out / "rankings.jsonl", rankings)
     write_jsonl(out / "rankings_all_turns.jsonl", all_turn_rankings)
     write_jsonl(out / "questions.jsonl", per_q)
+    extra = {"fact_extraction": extraction} if extraction else {}
     return {
         "benchmark": "longmemeval",
         "command": command,
@@ -310,4 +315,5 @@ def run_longmemeval(*, data: str, out: Path, retriever: BenchRetriever, db: str,
             "updates": update_summary(update_rows, granularities, budgets),
         },
         "speed": speed,
+        **extra,
     }

@@ -194,6 +194,15 @@ def render_markdown(res: dict[str, Any]) -> str:
     else:
         blk = srch.get("per_question_all_rankings") or srch.get("per_question") or {}
         lines += [f"- ranking ({srch.get('what')}): p50/p95 {_ms(blk, 'p50_ms')}/{_ms(blk, 'p95_ms')} ms"]
+    fx = res.get("fact_extraction")
+    if fx:
+        model = f", chat model `{fx['chat_model']}`" if fx.get("chat_model") else ""
+        lines += [f"- fact extraction after the import (`Memory.reextract`, {fx['extractor']}{model}): "
+                  f"{fx['sessions']} sessions of {fx['users']} users, {fx['facts_rules']} rule facts, "
+                  f"{fx['facts_llm']} LLM facts ({fx['items_written_by_model']} items written by the model, "
+                  f"{fx['items_dropped_by_validation']} dropped by validation, {fx['sessions_llm_failed']} sessions "
+                  "without JSON); model time "
+                  f"{_f(fx['seconds_per_session'], 1)} s per session; {_f(fx['seconds'], 1)} s in all"]
     lines += [""]
     if res.get("qa"):
         lines += render_qa(res["qa"])

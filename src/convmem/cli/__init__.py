@@ -48,6 +48,16 @@ def page_options(fn: Callable) -> Callable:
     return click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1))(fn)
 
 
+def check_extractor(facts_extractor: str | None, chat_model: str | None) -> None:
+    """--facts-extractor llm needs --chat-model, which serves nothing else there (InputError otherwise)."""
+    from convmem.errors import InputError
+
+    if facts_extractor == "llm" and not chat_model:
+        raise InputError("--facts-extractor llm needs --chat-model ('smollm2', a model path or an http(s):// URL)")
+    if chat_model and facts_extractor != "llm":
+        raise InputError("--chat-model is for --facts-extractor llm; add --facts-extractor llm")
+
+
 def open_memory(db: str | None, tenant: str = "default", **kwargs: Any):
     from convmem.api import Memory
 
@@ -248,9 +258,10 @@ for command in (bench, migrate, serve, mcp, keys):
 for command in (scale, reliability, longctx):
     bench.add_command(command)
 
-from convmem.cli.memory import bench_facts, bench_instructions, facts, instructions  # noqa: E402
+from convmem.cli.memory import bench_facts, bench_instructions, facts, instructions, reextract  # noqa: E402
 
 main.add_command(facts)
+main.add_command(reextract)
 main.add_command(instructions)
 bench.add_command(bench_instructions)
 bench.add_command(bench_facts)

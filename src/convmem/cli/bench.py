@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from convmem.cli import clean_errors
+from convmem.cli import check_extractor, clean_errors
 
 
 def _log(message: str) -> None:
@@ -105,6 +105,11 @@ def common_options(fn):
                      help="Answer length limit (tokens)."),
         click.option("--no-judge", is_flag=True, help="Skip the LLM judge (LoCoMo still gets the official F1)."),
         click.option("--no-plots", is_flag=True, help="Write report.md only (`convmem bench report` draws them later)."),
+        click.option("--facts-extractor", type=click.Choice(["rules", "llm"]), default=None,
+                     help="After the import, run fact extraction again over each imported user (`Memory.reextract`: "
+                          "rules, or rules plus --chat-model) and record its cost; default: off."),
+        click.option("--chat-model", default=None, metavar="SPEC",
+                     help="For --facts-extractor llm: 'smollm2' (local), a model path or an OpenAI-compatible URL."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -116,6 +121,7 @@ def _run(kind: str, params: dict[str, Any], command: str) -> None:
     from convmem.bench.retrievers import get_bench_retriever
 
     retriever = get_bench_retriever(params["retriever"])
+    check_extractor(params["facts_extractor"], params["chat_model"])
     official = {"longmemeval": "longmemeval_s", "locomo": "locomo"}[kind]
     data = resolve_data(params["data"], official)
     out = Path(params["out"])
@@ -124,7 +130,7 @@ def _run(kind: str, params: dict[str, Any], command: str) -> None:
     common = dict(data=data, out=out, retriever=retriever, db=db, limit=params["limit"],
                   budgets=_budgets(params["budgets"]), embed_sample=params["embed_sample"],
                   latency_repeats=params["latency_repeats"], latency_queries=params["latency_queries"], log=_log,
-                  command=command)
+                  command=command, facts_extractor=params["facts_extractor"], chat_model=params["chat_model"])
     if kind == "longmemeval":
         from convmem.bench.longmemeval import run_longmemeval
 

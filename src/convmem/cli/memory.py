@@ -1,11 +1,12 @@
-"""`convmem facts`, `convmem instructions add|list|remove` and `convmem bench instructions`: thin mirrors of
-`Memory.facts` / `fact_timeline` / `contradictions` and the standing-instruction methods."""
+"""`convmem facts`, `convmem reextract`, `convmem instructions add|list|remove` and `convmem bench instructions`:
+thin mirrors of `Memory.facts` / `fact_timeline` / `contradictions`, `Memory.reextract` and the
+standing-instruction methods."""
 
 from __future__ import annotations
 
 import click
 
-from convmem.cli import clean_errors, db_option, emit_json, fail, open_memory, tenant_option
+from convmem.cli import check_extractor, clean_errors, db_option, emit_json, fail, open_memory, tenant_option
 
 
 def _fact_line(f) -> str:
@@ -51,6 +52,32 @@ def facts(user: str, at: str | None, subject: str | None, mode: str | None, as_j
     for f in records:
         click.echo(_fact_line(f))
     click.echo(f"{len(records)} fact(s)", err=True)
+
+
+@click.command()
+@click.option("--user", default=None, help="Only this user (default: every user of the tenant).")
+@click.option("--facts-extractor", type=click.Choice(["rules", "llm"]), default="rules", show_default=True,
+              help="rules (no LLM), or rules plus the chat model of --chat-model.")
+@click.option("--chat-model", default=None, metavar="SPEC",
+              help="For --facts-extractor llm: 'smollm2' (local), a model path or an OpenAI-compatible base URL.")
+@click.option("--limit-sessions", default=None, type=click.IntRange(min=1),
+              help="Stop after N sessions (to measure the cost per session first).")
+@click.option("--quiet", is_flag=True, help="No line per session on stderr.")
+@db_option
+@tenant_option
+@clean_errors
+def reextract(user: str | None, facts_extractor: str, chat_model: str | None, limit_sessions: int | None,
+              quiet: bool, db: str | None, tenant: str) -> None:
+    """Run fact extraction again over stored sessions (history imported before facts existed, or before an LLM
+    was configured), replacing each session's facts; prints the report as JSON. Idempotent."""
+    check_extractor(facts_extractor, chat_model)
+    mem = open_memory(db, tenant, facts_extractor=facts_extractor, chat_model=chat_model)
+
+    def progress(row: dict) -> None:
+        click.echo(f"{row['user']}\t{row['session_id']}\t{row['facts_rules']} rule, {row['facts_llm']} LLM facts"
+                   f"\t{row['llm_seconds']:.1f} s{'' if row['changed'] else ' (unchanged)'}", err=True)
+
+    emit_json(mem.reextract(user, limit_sessions=limit_sessions, progress=None if quiet else progress))
 
 
 @click.group()

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from convmem.index.fact_keys import fact_key_texts
 from convmem.index.lexical import BM25Index
 from convmem.index.statement_keys import best_of_keys, statement_texts
 from convmem.providers.embedders import Embedder
@@ -51,7 +52,7 @@ class UserIndex:
     speakers: list[str]  # distinct speaker names
     speaker_index: np.ndarray  # (n,) position of each turn's speaker in speakers
     dialogue: np.ndarray  # (n,) True where the turn's session has two or more speakers (not a monologue)
-    key_vectors: np.ndarray | None = None  # (m, dim) statement keys (`statement_keys`), None when off
+    key_vectors: np.ndarray | None = None  # (m, dim) statement and fact keys (`statement_keys`, `fact_keys`), or None
     key_owner: np.ndarray | None = None  # (m,) the turn each key belongs to
     _sessions: "SessionDocs | None" = field(default=None, repr=False)
 
@@ -99,12 +100,30 @@ def embed_missing(store: Store, tenant: str, embedder: Embedder, texts: dict[str
     return have
 
 
+def key_texts(store: Store, tenant: str, user: str, rows: list[TurnRow], *, statement_keys: bool,
+              fact_keys: bool) -> tuple[dict[str, str], list[str], np.ndarray]:
+    """The extra dense keys of a user's turns, statement keys then fact keys: ({hash: text}, the hash of each key,
+    the turn each key belongs to)."""
+    parts = []
+    if statement_keys:
+        parts.append(statement_texts(rows))
+    if fact_keys:  # read after the turns: a fact written in between moved the revision, so the next lookup rebuilds
+        parts.append(fact_key_texts(rows, store.facts(tenant, user)))
+    texts: dict[str, str] = {}
+    for part in parts:
+        texts.update(part[0])
+    hashes = [h for part in parts for h in part[1]]
+    owners = np.concatenate([part[2] for part in parts]) if parts else np.zeros(0, dtype=np.int64)
+    return texts, hashes, owners.astype(np.int64, copy=False)
+
+
 def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | None,
                      date_keys: bool = True, *, revision: int | None = None,
-                     statement_keys: bool = False) -> UserIndex:
+                     statement_keys: bool = False, fact_keys: bool = False) -> UserIndex:
     """`revision`: the user's revision read just before (saves a round trip); read here when not given. Either way
     it is read before the turns, so a write landing in between only makes the next lookup rebuild.
-    `statement_keys`: also embed each turn's first-person statement sentences as extra keys (cached like turns)."""
+    `statement_keys`: also embed each turn's first-person statement sentences as extra keys (cached like turns);
+    `fact_keys`: also each stored fact of a turn, phrased as a sentence (`convmem.index.fact_keys`)."""
     if revision is None:
         revision = store.revision(tenant, user)
     rows = store.user_turns(tenant, user)
@@ -114,8 +133,9 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
     else:
         vectors = np.zeros((len(rows), embedder.dim if embedder else 0), dtype=np.float32)
     key_vectors = key_owner = None
-    if statement_keys and embedder is not None and rows:
-        texts, hashes, key_owner = statement_texts(rows)
+    if (statement_keys or fact_keys) and embedder is not None and rows:
+        texts, hashes, key_owner = key_texts(store, tenant, user, rows, statement_keys=statement_keys,
+                                             fact_keys=fact_keys)
         have = embed_missing(store, tenant, embedder, texts) if texts else {}
         key_vectors = (np.stack([have[h] for h in hashes]).astype(np.float32) if hashes
                        else np.zeros((0, vectors.shape[1]), dtype=np.float32))
@@ -148,9 +168,9 @@ class IndexCache:
     """LRU of built user indexes; an entry is rebuilt when the user's revision in the store moved on."""
 
     def __init__(self, store: Store, embedder_fn, capacity: int = 64, date_keys: bool = True,
-                 statement_keys: bool = False):
+                 statement_keys: bool = False, fact_keys: bool = False):
         self.store, self._embedder_fn, self.capacity, self.date_keys = store, embedder_fn, capacity, date_keys
-        self.statement_keys = statement_keys
+        self.statement_keys, self.fact_keys = statement_keys, fact_keys
         self._items: OrderedDict[tuple[str, str], UserIndex] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -163,7 +183,7 @@ class IndexCache:
                 self._items.move_to_end(key)
                 return item
         item = build_user_index(self.store, tenant, user, self._embedder_fn(), self.date_keys, revision=revision,
-                                statement_keys=self.statement_keys)
+                                statement_keys=self.statement_keys, fact_keys=self.fact_keys)
         with self._lock:
             self._items[key] = item
             self._items.move_to_end(key)

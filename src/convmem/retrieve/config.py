@@ -20,6 +20,7 @@ class RetrievalConfig:
     order_boost: float = 0.1  # "first time" / "currently" cues: earliest / latest turns score up to (1 + boost) x
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
     statement_keys: bool = True  # a turn's first-person statement sentences embedded as extra dense keys
+    fact_keys: bool = False  # each stored fact of a turn ("Ana lives in Lisbon") embedded as an extra dense key
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
     session_dense_weight: float = 0.7  # granularity="session": dense share of the turn scores whose max ranks it
     session_doc_weight: float = 0.5  # granularity="session": weight of the whole session as one document
@@ -55,6 +56,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-two-stage": RetrievalConfig(session_prior=0.3),
     "convmem-diverse": RetrievalConfig(session_diversity=0.85),
     "convmem-ctx160": RetrievalConfig(context_turn_tokens=160),
+    "convmem-facts": RetrievalConfig(fact_keys=True),  # LongMemEval's "K = V + fact" key expansion
 }
 
 

@@ -149,8 +149,9 @@ class Store(Protocol):
                     replace_session: str | None = None, facts_only: bool = False) -> int:
         """Add fact statements and instructions (rows already stored are kept; the user is created if needed).
         With `replace_session`, that session's facts (and, unless `facts_only`, its recognised instructions) are
-        deleted first, in the same transaction; nothing is written if that session no longer exists.
-        Returns rows written."""
+        deleted first, in the same transaction; nothing is written if that session no longer exists. A write of
+        facts (or `replace_session`) moves the user's revision (facts are dense keys of turns with `fact_keys`);
+        instructions alone do not. Returns rows written."""
 
     def facts(self, tenant: str, user: str) -> list[Fact]:
         """Every stored fact statement of a user, in time order (valid_until is not set: see extract.timeline)."""
@@ -169,9 +170,10 @@ class Store(Protocol):
     def tenants(self) -> list[str]:
         """Every tenant holding any user, session or embedding, sorted."""
 
-    def iter_sessions(self, tenant: str) -> Iterator[Session]:
-        """Every session of a tenant with its turns, as written (ids, positions, original timestamps), ordered
-        by user, then start, then session id. Read one user at a time; not one snapshot of the whole tenant."""
+    def iter_sessions(self, tenant: str, *, user: str | None = None) -> Iterator[Session]:
+        """Every session of a tenant (or of one `user`) with its turns, as written (ids, positions, original
+        timestamps), ordered by user, then start, then session id. Read one user at a time; not one snapshot of the
+        whole tenant."""
 
     def iter_embeddings(self, tenant: str, *, batch: int = 1000) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         """Every cached vector of a tenant as (model, {text_hash: vector}) chunks, ordered by model and hash."""

@@ -527,8 +527,8 @@ class PostgresStore:
         )
         return [r[0] for r in rows]
 
-    def iter_sessions(self, tenant: str) -> Iterator[Session]:
-        users = [r[0] for r in self._read(
+    def iter_sessions(self, tenant: str, *, user: str | None = None) -> Iterator[Session]:
+        users = [user] if user is not None else [r[0] for r in self._read(
             tenant, "SELECT DISTINCT user_id FROM convmem.sessions WHERE tenant=%s ORDER BY user_id", (tenant,)
         )]
         for user in users:
@@ -554,8 +554,11 @@ class PostgresStore:
                             " FOR UPDATE", (tenant, user, replace_session))
                 if cur.fetchone() is None:
                     return 0  # forgotten meanwhile: nothing derived from it may come back
-            cur.execute("INSERT INTO convmem.users (tenant, user_id, revision) VALUES (%s, %s, 0)"
-                        " ON CONFLICT DO NOTHING", (tenant, user))
+            if facts or replace_session is not None:
+                self._bump(cur, tenant, user)  # facts are dense keys of their turns (fact_keys): indexes rebuild
+            else:
+                cur.execute("INSERT INTO convmem.users (tenant, user_id, revision) VALUES (%s, %s, 0)"
+                            " ON CONFLICT DO NOTHING", (tenant, user))
             return derived.write_derived(cur, _SQL, tenant, user, facts, instructions,
                                          replace_session=replace_session, replace_facts_only=facts_only)
 

@@ -329,8 +329,8 @@ class SQLiteStore:
         )
         return [r[0] for r in rows]
 
-    def iter_sessions(self, tenant: str) -> Iterator[Session]:
-        users = [r[0] for r in self._read(
+    def iter_sessions(self, tenant: str, *, user: str | None = None) -> Iterator[Session]:
+        users = [user] if user is not None else [r[0] for r in self._read(
             "SELECT DISTINCT user_id FROM sessions WHERE tenant=? ORDER BY user_id", (tenant,)
         )]
         for user in users:
@@ -357,8 +357,11 @@ class SQLiteStore:
                     "SELECT 1 FROM sessions WHERE tenant=? AND user_id=? AND session_id=?",
                     (tenant, user, replace_session)).fetchone():
                 return 0  # forgotten meanwhile: nothing derived from it may come back
-            tx.execute("INSERT OR IGNORE INTO users VALUES (?, ?, 0, ?)",
-                       (tenant, user, datetime.now(timezone.utc).isoformat()))
+            if facts or replace_session is not None:
+                self._bump(tx, tenant, user)  # facts are dense keys of their turns (fact_keys): indexes rebuild
+            else:
+                tx.execute("INSERT OR IGNORE INTO users VALUES (?, ?, 0, ?)",
+                           (tenant, user, datetime.now(timezone.utc).isoformat()))
             return derived.write_derived(tx, _SQL, tenant, user, facts, instructions,
                                          replace_session=replace_session, replace_facts_only=facts_only)
 
