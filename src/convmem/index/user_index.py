@@ -52,6 +52,7 @@ class UserIndex:
     speakers: list[str]  # distinct speaker names
     speaker_index: np.ndarray  # (n,) position of each turn's speaker in speakers
     dialogue: np.ndarray  # (n,) True where the turn's session has two or more speakers (not a monologue)
+    assistant: np.ndarray  # (n,) True where the turn's role is "assistant"
     key_vectors: np.ndarray | None = None  # (m, dim) statement and fact keys (`statement_keys`, `fact_keys`), or None
     key_owner: np.ndarray | None = None  # (m,) the turn each key belongs to
     _sessions: "SessionDocs | None" = field(default=None, repr=False)
@@ -159,6 +160,7 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
         speakers=speakers,
         speaker_index=speaker_index,
         dialogue=np.asarray([len(voices[si]) >= 2 for si in session_index.tolist()], dtype=bool),
+        assistant=np.asarray([r.role.casefold() == "assistant" for r in rows], dtype=bool),
         key_vectors=key_vectors,
         key_owner=key_owner,
     )

@@ -21,6 +21,7 @@ class RetrievalConfig:
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
     statement_keys: bool = True  # a turn's first-person statement sentences embedded as extra dense keys
     fact_keys: bool = False  # each stored fact of a turn ("Ana lives in Lisbon") embedded as an extra dense key
+    assistant_weight: float = 0.5  # turns by the assistant score this share, unless the question asks about them
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
     session_dense_weight: float = 0.7  # granularity="session": dense share of the turn scores whose max ranks it
     session_doc_weight: float = 0.5  # granularity="session": weight of the whole session as one document
@@ -37,7 +38,7 @@ class RetrievalConfig:
 # the plain retrievers: no conversation-aware steps, for ablations
 _PLAIN = dict(neighbour_weights=(), speaker_boost=0.0, time_boost=0.0, order_boost=0.0, date_keys=False,
               session_doc_weight=0.0, session_dense_weight=0.4, update_similarity=0.0,
-              statement_keys=False)
+              statement_keys=False, assistant_weight=1.0)
 
 RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem": RetrievalConfig(),
@@ -52,6 +53,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-no-session-doc": RetrievalConfig(session_doc_weight=0.0, session_dense_weight=0.4),
     "convmem-no-updates": RetrievalConfig(update_similarity=0.0),
     "convmem-no-keys": RetrievalConfig(statement_keys=False),
+    "convmem-no-assistant-prior": RetrievalConfig(assistant_weight=1.0),
     # designs measured and left out of the default (docs/benchmarks.md)
     "convmem-two-stage": RetrievalConfig(session_prior=0.3),
     "convmem-diverse": RetrievalConfig(session_diversity=0.85),

@@ -10,6 +10,7 @@ import numpy as np
 
 from convmem.index.user_index import UserIndex
 from convmem.models import Hit
+from convmem.retrieve.assistant import weigh_assistant
 from convmem.retrieve.config import RetrievalConfig
 from convmem.retrieve.timeexpr import TimeCues, day_key, question_cues
 from convmem.retrieve.fusion import minmax, rrf, weighted
@@ -43,6 +44,8 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
     if config.neighbour_weights:
         spread = spread_to_neighbours(scores, index.session_index, config.neighbour_weights)
         scores = np.where(index.dialogue, spread, scores)
+    if config.assistant_weight != 1.0:
+        scores = weigh_assistant(scores, index.assistant, query, config.assistant_weight)
     if config.time_boost and cues.ranges:
         inside = np.zeros(n, dtype=bool)
         for r in cues.ranges:
