@@ -57,6 +57,15 @@ def test_the_users_own_statement_outranks_a_topical_reply(tmp_path):
 
 
 def test_the_default_has_the_prior_and_the_ablation_switches_it_off():
-    assert get_retriever("convmem").assistant_weight == 0.5
+    assert get_retriever("convmem").assistant_weight == 0.6
     assert get_retriever("convmem-no-assistant-prior").assistant_weight == 1.0
     assert get_retriever("hybrid-weighted").assistant_weight == 1.0
+
+
+def test_a_reply_that_alone_matches_still_ranks_above_the_turn_that_borrows_from_it(tmp_path):
+    mem = Memory(tmp_path / "m.db", embedder="minilm")  # the default weight, above the neighbour share (0.5)
+    mem.add_session({"user": "ana", "session_id": "s1", "started_at": "2024-03-01T10:00:00Z", "turns": [
+        {"speaker": "Ana", "role": "user", "text": "Any ideas for the weekend?"},
+        {"speaker": "Assistant", "role": "assistant", "text": "Try the ganache workshop at Rua Augusta."},
+    ]})
+    assert mem.search("ganache workshop Rua Augusta", user="ana", k=1)[0].role == "assistant"

@@ -1,12 +1,14 @@
 """The assistant prior: in a chat memory, what the user said about themselves is what later questions ask for;
 the assistant's replies are mostly advice it could give again. Turns by the assistant score `assistant_weight`
-times their relevance, unless the question asks about the conversation itself ("you recommended", "can you remind
-me", "our previous chat"), when they compete on equal terms.
+times their relevance (after neighbour spreading), unless the question asks about the conversation itself ("you
+recommended", "can you remind me", "our previous chat"), when they compete on equal terms.
 
 Why: with every turn indexed, the assistant's long, topical replies fill a context. On LongMemEval_S (dev), with
 every turn of the history in the memory, a 2,000-token context held all the evidence of 0.856 of the questions with
-the replies at full weight and 0.920 with them at half (docs/retrieval.md). Memories with no assistant role
-(LoCoMo's two people, notes) are unaffected, as is the protocol's user-turns-only corpus.
+the replies at full weight and 0.916-0.928 with them at 0.3-0.6 (docs/retrieval.md). The default, 0.6, is above
+the share a turn lends its neighbour (0.5), so a reply that alone matches a query still ranks above the user turn
+that only borrows its score. Memories with no assistant role (LoCoMo's two people, notes) are unaffected, as is
+the protocol's user-turns-only corpus.
 """
 
 from __future__ import annotations

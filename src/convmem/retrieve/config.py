@@ -21,7 +21,7 @@ class RetrievalConfig:
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
     statement_keys: bool = True  # a turn's first-person statement sentences embedded as extra dense keys
     fact_keys: bool = False  # each stored fact of a turn ("Ana lives in Lisbon") embedded as an extra dense key
-    assistant_weight: float = 0.5  # turns by the assistant score this share, unless the question asks about them
+    assistant_weight: float = 0.6  # turns by the assistant score this share, unless the question asks about them
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
     session_dense_weight: float = 0.7  # granularity="session": dense share of the turn scores whose max ranks it
     session_doc_weight: float = 0.5  # granularity="session": weight of the whole session as one document
