@@ -13,12 +13,14 @@ are where the data lives and how it is fenced:
   one transaction. A broken connection is replaced on the next call.
 - Embeddings are a pgvector `vector` column of undeclared dimension, read and written in binary.
 
+The schema (numbered migrations, the row-level-security policy, the version check) and the binary I/O of the
+`vector` column are in `convmem.store.postgres_schema`; this module holds the connections and the queries.
+
 `psycopg` is imported lazily: without it, opening a `postgresql://` URL says which extra to install.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import threading
@@ -29,88 +31,16 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from convmem.errors import ConfigError, InputError, StoreError, require
+from convmem.errors import InputError, StoreError, require
 from convmem.models import Fact, Instruction, Session, Turn
 from convmem.store import derived
 from convmem.store.base import (
     Derived, TurnRow, group_by_model, restore_sessions, revision_clock, session_hash, session_summary, text_hash,
 )
+from convmem.store.postgres_schema import Vector, migrate, register_vector, vector_oid
 
 T = TypeVar("T")
 
-#: the advisory lock taken while migrating, so two processes opening a fresh database do not race
-_MIGRATION_LOCK = 0x636F6E766D656D  # "convmem"
-
-_FENCE = (
-    "tenant = current_setting('convmem.tenant', true)"
-    " OR current_setting('convmem.all_tenants', true) = 'on'"
-)
-
-
-def m001_initial(cur: Any) -> None:
-    """Tables keyed by (tenant, user_id, ...); ids in the "C" collation so they sort byte-wise like SQLite."""
-    cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    for statement in (
-        """CREATE TABLE convmem.users (
-            tenant text COLLATE "C" NOT NULL, user_id text COLLATE "C" NOT NULL,
-            revision bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (tenant, user_id))""",
-        """CREATE TABLE convmem.sessions (
-            tenant text COLLATE "C" NOT NULL, user_id text COLLATE "C" NOT NULL,
-            session_id text COLLATE "C" NOT NULL,
-            started_at timestamptz NOT NULL, started_iso text NOT NULL,
-            participants text NOT NULL, metadata text NOT NULL, content_hash text NOT NULL,
-            PRIMARY KEY (tenant, user_id, session_id))""",
-        "CREATE INDEX sessions_by_start ON convmem.sessions (tenant, user_id, started_at, session_id)",
-        """CREATE TABLE convmem.turns (
-            tenant text COLLATE "C" NOT NULL, user_id text COLLATE "C" NOT NULL,
-            session_id text COLLATE "C" NOT NULL, position integer NOT NULL,
-            turn_id text COLLATE "C" NOT NULL, speaker text NOT NULL, role text NOT NULL, text text NOT NULL,
-            ts timestamptz NOT NULL, ts_iso text, metadata text NOT NULL, text_hash text COLLATE "C" NOT NULL,
-            PRIMARY KEY (tenant, user_id, session_id, position),
-            UNIQUE (tenant, user_id, session_id, turn_id))""",
-        "CREATE INDEX turns_by_hash ON convmem.turns (tenant, text_hash)",
-        """CREATE TABLE convmem.embeddings (
-            tenant text COLLATE "C" NOT NULL, model text COLLATE "C" NOT NULL,
-            text_hash text COLLATE "C" NOT NULL, vector vector NOT NULL,
-            PRIMARY KEY (tenant, model, text_hash))""",
-    ):
-        cur.execute(statement)
-
-
-def m002_tenant_fence(cur: Any) -> None:
-    """Row-level security on every table, FORCEd so that the owner role is fenced too."""
-    for table in ("users", "sessions", "turns", "embeddings"):
-        cur.execute(f"ALTER TABLE convmem.{table} ENABLE ROW LEVEL SECURITY")
-        cur.execute(f"ALTER TABLE convmem.{table} FORCE ROW LEVEL SECURITY")
-        cur.execute(f"CREATE POLICY tenant_fence ON convmem.{table} USING ({_FENCE}) WITH CHECK ({_FENCE})")
-
-
-def m003_facts_instructions(cur: Any) -> None:
-    """Fact statements and standing instructions (issue 9), keyed and fenced like the other tables."""
-    for statement in (
-        """CREATE TABLE convmem.facts (
-            tenant text COLLATE "C" NOT NULL, user_id text COLLATE "C" NOT NULL,
-            session_id text COLLATE "C" NOT NULL, turn_id text COLLATE "C" NOT NULL, seq integer NOT NULL,
-            position integer NOT NULL, subject text NOT NULL, attribute text NOT NULL, value text NOT NULL,
-            valid_from text NOT NULL, valid_ts timestamptz NOT NULL, extractor text NOT NULL, evidence text NOT NULL,
-            PRIMARY KEY (tenant, user_id, session_id, turn_id, seq))""",
-        """CREATE TABLE convmem.instructions (
-            tenant text COLLATE "C" NOT NULL, user_id text COLLATE "C" NOT NULL,
-            instruction_id text COLLATE "C" NOT NULL, text text NOT NULL, kind text NOT NULL,
-            always_on integer NOT NULL, source text NOT NULL, session_id text COLLATE "C", turn_id text COLLATE "C",
-            created_at text NOT NULL, created_ts timestamptz NOT NULL,
-            PRIMARY KEY (tenant, user_id, instruction_id))""",
-        "CREATE INDEX instructions_by_session ON convmem.instructions (tenant, user_id, session_id)",
-    ):
-        cur.execute(statement)
-    for table in ("facts", "instructions"):
-        cur.execute(f"ALTER TABLE convmem.{table} ENABLE ROW LEVEL SECURITY")
-        cur.execute(f"ALTER TABLE convmem.{table} FORCE ROW LEVEL SECURITY")
-        cur.execute(f"CREATE POLICY tenant_fence ON convmem.{table} USING ({_FENCE}) WITH CHECK ({_FENCE})")
-
-
-MIGRATIONS = [m001_initial, m002_tenant_fence, m003_facts_instructions]
 _SQL = derived.Dialect(ph="%s", prefix="convmem.", ts=lambda dt: dt)
 
 _TURN_COLUMNS = (
@@ -122,45 +52,6 @@ def redact(url: str) -> str:
     """The URL without its password (for messages and `stats()['location']`)."""
     url = re.sub(r"^(\w+://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
     return re.sub(r"(password=)[^&\s]*", r"\1***", url)
-
-
-class _Vector:
-    """A float32 vector on its way to a pgvector column (wrapped, so no other ndarray parameter is affected)."""
-
-    __slots__ = ("array",)
-
-    def __init__(self, array: np.ndarray):
-        self.array = np.ascontiguousarray(array, dtype=np.float32).reshape(-1)
-
-
-@functools.lru_cache(maxsize=None)
-def _vector_adapters(oid: int) -> tuple[type, type]:
-    """Binary pgvector I/O straight to and from numpy (format: int16 dim, int16 unused, dim big-endian float4)."""
-    from psycopg.adapt import Dumper, Loader
-    from psycopg.pq import Format
-
-    class VectorDumper(Dumper):
-        format = Format.BINARY
-
-        def dump(self, obj: _Vector) -> bytes:
-            a = obj.array
-            return len(a).to_bytes(2, "big") + b"\0\0" + a.astype(">f4").tobytes()
-
-    class VectorLoader(Loader):
-        format = Format.BINARY
-
-        def load(self, data: Any) -> np.ndarray:
-            dim = int.from_bytes(bytes(data[:2]), "big")
-            return np.frombuffer(data, dtype=">f4", count=dim, offset=4).astype(np.float32)
-
-    VectorDumper.oid = oid
-    return VectorDumper, VectorLoader
-
-
-def _register_vector(conn: Any, oid: int) -> None:
-    dumper, loader = _vector_adapters(oid)
-    conn.adapters.register_dumper(_Vector, dumper)
-    conn.adapters.register_loader(oid, loader)
 
 
 class _ThreadConnection:
@@ -193,15 +84,12 @@ class PostgresStore:
                        if k not in params}
         conn = self._conn()
         try:
-            self._migrate(conn)
-            self._vector_oid = conn.execute(
-                "SELECT atttypid::int FROM pg_attribute"
-                " WHERE attrelid = 'convmem.embeddings'::regclass AND attname = 'vector'"
-            ).fetchone()[0]
+            migrate(self._pg, conn, self.location)
+            self._vector_oid = vector_oid(conn)
         except BaseException:
             self.close()
             raise
-        _register_vector(conn, self._vector_oid)
+        register_vector(conn, self._vector_oid)
         self._opened = True
 
     # -- connections ----------------------------------------------------------------------------------------
@@ -221,7 +109,7 @@ class PostgresStore:
             raise InputError(f"not a valid PostgreSQL URL {self.location!r}: {exc}") from exc
         conn.execute("SET TIME ZONE 'UTC'")
         if self._vector_oid is not None:
-            _register_vector(conn, self._vector_oid)
+            register_vector(conn, self._vector_oid)
         return conn
 
     def _conn(self) -> Any:
@@ -234,53 +122,6 @@ class PostgresStore:
             self._local.held = held
             self._connections.add(held.conn)
         return held.conn
-
-    def _migrate(self, conn: Any) -> None:
-        pg = self._pg
-        done = self._applied(conn)
-        if done is not None and len(done) >= len(MIGRATIONS):
-            self._check_version(done)
-            return
-        try:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                conn.execute("CREATE SCHEMA IF NOT EXISTS convmem")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS convmem.schema_migrations (version integer PRIMARY KEY,"
-                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-                )
-                done = {r[0] for r in conn.execute("SELECT version FROM convmem.schema_migrations")}
-                self._check_version(done)
-                with conn.cursor() as cur:
-                    for version, migration in enumerate(MIGRATIONS, start=1):
-                        if version not in done:
-                            migration(cur)
-                            cur.execute("INSERT INTO convmem.schema_migrations (version, name) VALUES (%s, %s)",
-                                        (version, migration.__name__))
-        except (pg.errors.FeatureNotSupported, pg.errors.UndefinedFile, pg.errors.InsufficientPrivilege) as exc:
-            if "vector" in str(exc):
-                raise ConfigError(
-                    f"{self.location}: the pgvector extension is missing or may not be created by this role ({exc})."
-                    " Install pgvector on the server and run CREATE EXTENSION vector in this database as a superuser."
-                ) from exc
-            raise ConfigError(f"{self.location}: cannot create the convmem schema: {exc}") from exc
-        except pg.Error as exc:
-            raise StoreError(f"{self.location}: migrating the convmem schema failed: {exc}") from exc
-
-    def _applied(self, conn: Any) -> set[int] | None:
-        """Versions already applied, or None when the schema does not exist yet (a read, no DDL, no privilege)."""
-        try:
-            if conn.execute("SELECT to_regclass('convmem.schema_migrations')").fetchone()[0] is None:
-                return None
-            return {r[0] for r in conn.execute("SELECT version FROM convmem.schema_migrations")}
-        except self._pg.Error as exc:
-            raise StoreError(f"{self.location}: cannot read the schema version: {exc}") from exc
-
-    def _check_version(self, done: set[int]) -> None:
-        if done and max(done) > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.location} was written by a newer convmem (schema {max(done)}); upgrade convmem to open it"
-            )
 
     @contextmanager
     def _tx(self, tenant: str | None, *, binary: bool = False) -> Iterator[Any]:
@@ -607,7 +448,7 @@ class PostgresStore:
                 "INSERT INTO convmem.embeddings (tenant, model, text_hash, vector) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT DO NOTHING",
                 # in hash order, so concurrent writers of overlapping texts lock rows in one order (no deadlock)
-                [(tenant, model, h, _Vector(vectors[h])) for h in sorted(vectors)],
+                [(tenant, model, h, Vector(vectors[h])) for h in sorted(vectors)],
             )
 
         self._write(tenant, write)
