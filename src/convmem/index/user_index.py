@@ -13,6 +13,7 @@ import numpy as np
 
 from convmem.index.fact_keys import fact_key_texts
 from convmem.index.lexical import BM25Index
+from convmem.index.rounds import RoundDocs
 from convmem.index.statement_keys import best_of_keys, statement_texts
 from convmem.providers.embedders import Embedder
 from convmem.retrieve.timeexpr import resolve_in_turn
@@ -56,6 +57,7 @@ class UserIndex:
     key_vectors: np.ndarray | None = None  # (m, dim) statement and fact keys (`statement_keys`, `fact_keys`), or None
     key_owner: np.ndarray | None = None  # (m,) the turn each key belongs to
     _sessions: "SessionDocs | None" = field(default=None, repr=False)
+    _rounds: "RoundDocs | None" = field(default=None, repr=False)
 
     def cosines(self, qvec: np.ndarray) -> np.ndarray:
         """Each turn's dense score: its cosine to the query, or with statement keys the best of its keys'."""
@@ -69,6 +71,13 @@ class UserIndex:
         if self._sessions is None:
             self._sessions = SessionDocs.build(self)
         return self._sessions
+
+    def rounds(self) -> RoundDocs:
+        """Each round (a turn of the session's opener and the replies up to their next turn) as one document
+        (built on first use: only `value="round"` needs it)."""
+        if self._rounds is None:
+            self._rounds = RoundDocs.build(self)
+        return self._rounds
 
 
 @dataclass

@@ -14,6 +14,7 @@ class RetrievalConfig:
     fusion: str = "weighted"  # "weighted" (min-max normalised sum) | "rrf"
     rrf_k: int = 60
     dense_weight: float = 0.4  # for fusion="weighted": share of the normalised dense score
+    value: str = "turn"  # the unit scored: "turn", or "round" (a turn of the session's opener and its replies)
     neighbour_weights: tuple[float, ...] = (0.5, 0.25)  # share of the best turn 1, 2, ... positions away
     speaker_boost: float = 0.2  # turns by a speaker the query names score (1 + boost) times higher
     time_boost: float = 0.5  # turns dated inside a range the query names ("last Saturday") score (1 + boost) x
@@ -48,6 +49,8 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "hybrid-weighted": RetrievalConfig(**_PLAIN),
     # ablations: the default with one design switched off
     "convmem-no-neighbours": RetrievalConfig(neighbour_weights=()),
+    "convmem-round": RetrievalConfig(value="round", neighbour_weights=()),  # LongMemEval's round values
+    "convmem-round-neighbours": RetrievalConfig(value="round"),
     "convmem-no-speaker": RetrievalConfig(speaker_boost=0.0),
     "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False),
     "convmem-no-session-doc": RetrievalConfig(session_doc_weight=0.0, session_dense_weight=0.4),

@@ -25,20 +25,16 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
     """One fused relevance score per turn (higher is better). `now` is when the question is asked."""
     n = len(index.rows)
     cues = question_cues(query, now) if (config.time_boost or config.order_boost) else TimeCues()
-    lists = []
-    if config.lexical:
-        day_keys = " ".join(day_key(r.start) for r in cues.ranges if r.end - r.start <= timedelta(days=1))
-        lists.append(index.lexical.score(f"{query} {day_keys}" if day_keys else query))
-    if config.dense and qvec is not None and index.vectors.shape[1]:
-        lists.append(index.cosines(qvec))
-    if not lists:
-        return np.zeros(n)
-    if len(lists) == 1:
-        scores = minmax(lists[0])
-    elif config.fusion == "weighted":
-        scores = weighted(lists[0], lists[1], config.dense_weight)
-    else:
-        scores = rrf(lists, config.rrf_k)
+    day_keys = " ".join(day_key(r.start) for r in cues.ranges if r.end - r.start <= timedelta(days=1))
+    lexical_query = f"{query} {day_keys}" if day_keys else query
+    dense = config.dense and qvec is not None and index.vectors.shape[1] > 0
+    scores = fuse([index.lexical.score(lexical_query)] if config.lexical else [],
+                  [index.cosines(qvec)] if dense else [], config, n)
+    if config.value == "round" and n:
+        rounds = index.rounds()
+        per_round = fuse([rounds.lexical.score(lexical_query)] if config.lexical else [],
+                         [rounds.cosines(index, qvec)] if dense else [], config, len(rounds.vectors))
+        scores = per_round[rounds.round_of] + 1e-3 * scores  # the round's score; its own breaks ties inside it
     if config.speaker_boost:
         scores = boost_named_speakers(index, query, scores, config.speaker_boost)
     if config.neighbour_weights:
@@ -58,6 +54,18 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         age = (index.timestamps - lo) / (hi - lo) if hi > lo else np.zeros(n)
         scores = scores * (1.0 + config.order_boost * (age if cues.order == "latest" else 1.0 - age))
     return scores
+
+
+def fuse(lexical: list[np.ndarray], dense: list[np.ndarray], config: RetrievalConfig, n: int) -> np.ndarray:
+    """One score per document from its lexical and dense scores (either list may be empty)."""
+    lists = lexical + dense
+    if not lists:
+        return np.zeros(n)
+    if len(lists) == 1:
+        return minmax(lists[0])
+    if config.fusion == "weighted":
+        return weighted(lists[0], lists[1], config.dense_weight)
+    return rrf(lists, config.rrf_k)
 
 
 def boost_named_speakers(index: UserIndex, query: str, scores: np.ndarray, boost: float) -> np.ndarray:
