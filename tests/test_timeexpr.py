@@ -79,3 +79,19 @@ def test_order_cues_break_ties_by_time(tmp_path, embedder):
     mem.add_session(said_yesterday)
     assert mem.search("support group 7 May 2023", user="u", k=1)[0].session_id == "s"
     mem.close()
+
+
+@pytest.mark.parametrize("question", [
+    "What is the order of airlines I flew with from earliest to latest before today?",
+    "Until today, how many books did I read?",
+    "What happened prior to last Saturday?",
+    "What did I do before 5 March?",
+    "How many races did I run since two weeks ago?",
+])
+def test_a_time_expression_after_before_or_until_is_a_bound_not_the_time_asked_about(question):
+    assert question_cues(question, datetime(2023, 3, 20, tzinfo=timezone.utc)).ranges == ()
+
+
+def test_the_time_asked_about_is_still_a_range_when_a_bound_word_comes_later():
+    cues = question_cues("What did I do last Saturday before the party?", datetime(2023, 3, 20, tzinfo=timezone.utc))
+    assert [(r.start.date().isoformat(), r.text) for r in cues.ranges] == [("2023-03-18", "last Saturday")]

@@ -32,6 +32,15 @@ FIRST = re.compile(r"\b(first time|for the first time|first|earliest|initially|o
 LATEST = re.compile(r"\b(most recent(?:ly)?|latest|last time|currently|current|now|these days|still|anymore)\b", re.I)
 
 
+#: a time expression right after one of these is a bound of the time asked about ("before today", "since last
+#: month", "prior to last Saturday"), not that time itself
+_BOUND = re.compile(r"\b(?:before|until|till|up to|prior to|after|since|by)\s+$", re.I)
+
+
+def _is_bound(question: str, m: re.Match) -> bool:
+    return _BOUND.search(question, 0, m.start()) is not None
+
+
 @dataclass(frozen=True)
 class TimeRange:
     start: datetime
@@ -71,6 +80,8 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
         return TimeCues((), order)
     ranges = []
     for m in AGO.finditer(question):
+        if _is_bound(question, m):
+            continue
         n, unit = _number(m.group(1)), m.group(2).lower()
         days = {"day": 1, "week": 7, "month": 30, "year": 365}[unit] * n
         slack = timedelta(days={"day": 1, "week": 4, "month": 15, "year": 180}[unit])
@@ -80,6 +91,8 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
         except OverflowError:  # "10000 years ago" is not on the calendar
             continue
     for m in LAST_UNIT.finditer(question):
+        if _is_bound(question, m):
+            continue
         which, unit = m.group(1).lower(), m.group(2).lower()
         if unit == "weekend":
             back = (now.weekday() - 5) % 7 or 7
@@ -97,10 +110,14 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
             ranges.append(TimeRange(datetime(y, 1, 1, tzinfo=now.tzinfo),
                                     datetime(y, 12, 31, 23, 59, 59, tzinfo=now.tzinfo), m.group()))
     for m in LAST_WEEKDAY.finditer(question):
+        if _is_bound(question, m):
+            continue
         wd = _WEEKDAYS.index(m.group(2).lower())
         back = (now.weekday() - wd) % 7 or 7
         ranges.append(TimeRange(*_day(now - timedelta(days=back)), m.group()))
     for m in DAY_WORD.finditer(question):
+        if _is_bound(question, m):
+            continue
         word = m.group(1).lower()
         day = now - timedelta(days=1) if word in ("yesterday", "last night") else now
         ranges.append(TimeRange(*_day(day), m.group()))
@@ -132,6 +149,10 @@ def explicit_dates(question: str, now: datetime, skip: set[str] = frozenset()) -
         low = text.lower()
         if low in skip or IN_MONTH.fullmatch(low) or not (_DATE_GATE.search(text) and re.search(r"\d", text)):
             continue  # months alone are handled by IN_MONTH; words like "now" are not dates
+        at = question.find(text)
+        if re.match(r"(?:before|until|till|up to|prior to|after|since|by)\b", low) or (
+                at >= 0 and _BOUND.search(question, 0, at)):
+            continue  # a bound ("before 5 March"), not the date asked about
         dt = dt.replace(tzinfo=now.tzinfo)
         if re.fullmatch(r"(?:(?:in|during|of|since|from)\s+)?(19|20)\d\d", text.strip(), re.I):
             out.append(TimeRange(datetime(dt.year, 1, 1, tzinfo=now.tzinfo),
