@@ -34,7 +34,9 @@ LATEST = re.compile(r"\b(most recent(?:ly)?|latest|last time|currently|current|n
 
 #: a time expression right after one of these is a bound of the time asked about ("before today", "since last
 #: month", "prior to last Saturday"), not that time itself
-_BOUND = re.compile(r"\b(?:before|until|till|up to|prior to|after|since|by)\s+$", re.I)
+_BOUND_WORDS = r"(?:before|until|till|up to|prior to|after|since|by)"
+_BOUND = re.compile(rf"\b{_BOUND_WORDS}\s+$", re.I)
+_LEADING_BOUND = re.compile(rf"{_BOUND_WORDS}\b", re.I)
 
 
 def _is_bound(question: str, m: re.Match) -> bool:
@@ -150,7 +152,7 @@ def explicit_dates(question: str, now: datetime, skip: set[str] = frozenset()) -
         if low in skip or IN_MONTH.fullmatch(low) or not (_DATE_GATE.search(text) and re.search(r"\d", text)):
             continue  # months alone are handled by IN_MONTH; words like "now" are not dates
         at = question.find(text)
-        if re.match(r"(?:before|until|till|up to|prior to|after|since|by)\b", low) or (
+        if _LEADING_BOUND.match(low) or (
                 at >= 0 and _BOUND.search(question, 0, at)):
             continue  # a bound ("before 5 March"), not the date asked about
         dt = dt.replace(tzinfo=now.tzinfo)
