@@ -73,3 +73,32 @@ def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path):
 
         with Memory(db, retriever="lexical") as mem:
             assert mem.stats()["sessions"] == 4
+
+
+def test_threads_creating_one_file_at_once_all_open_it(tmp_path):
+    """Switching a new file to WAL skips SQLite's busy handler: each opener must wait its turn, not fail at once.
+
+    Before the retry about one round in twenty-five had an opener fail with "database is locked".
+    """
+    import threading
+
+    from convmem.store.sqlite import SQLiteStore
+
+    for round_ in range(60):
+        path = str(tmp_path / f"new{round_}.db")
+        barrier = threading.Barrier(8)
+        errors: list[str] = []
+
+        def open_it() -> None:
+            barrier.wait()
+            try:
+                SQLiteStore(path).close()
+            except Exception as exc:  # noqa: BLE001 - the test reports whatever an opener raised
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"round {round_}: {errors}"

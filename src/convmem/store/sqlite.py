@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
@@ -37,6 +39,14 @@ _WAL_AUTOCHECKPOINT_PAGES = 10000
 _MAX_VARIABLES = 30000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
 
 
+#: how long a statement waits for another process's lock before it fails (busy_timeout)
+_BUSY_SECONDS = 30
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _metadata(text: str) -> dict[str, Any]:
     return {} if text == "{}" else json.loads(text)
 
@@ -55,15 +65,16 @@ class SQLiteStore:
             if not os.path.isdir(parent):
                 raise InputError(f"cannot create the database {self.location!r}: folder {parent!r} does not exist")
         try:
-            self._db = sqlite3.connect(self.location, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(self.location, check_same_thread=False, isolation_level=None,
+                                       timeout=_BUSY_SECONDS)
         except sqlite3.Error as exc:
             raise InputError(f"cannot open the database {self.location!r}: {exc}") from exc
         self._lock = threading.RLock()
         db = self._db
         try:
-            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute(f"PRAGMA busy_timeout = {_BUSY_SECONDS * 1000}")
             if self.location != ":memory:":
-                db.execute("PRAGMA journal_mode = WAL")
+                self._enter_wal()
             db.execute("PRAGMA synchronous = NORMAL")
             # checkpoint every ~40 MB of WAL instead of every 4 MB: each checkpoint syncs the WAL and the file,
             # about half of a commit's wall time on average. Commits stay atomic and the file never corrupt; on
@@ -72,6 +83,12 @@ class SQLiteStore:
             db.execute("PRAGMA secure_delete = ON")
             db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if _is_busy(exc):
+                raise StoreError(f"{self.location} stayed locked by another process for too long ({exc}); "
+                                 "try again") from exc
+            raise InputError(f"{self.location!r} is not a convmem SQLite database ({exc})") from exc
         except sqlite3.DatabaseError as exc:
             db.close()
             raise InputError(f"{self.location!r} is not a convmem SQLite database ({exc})") from exc
@@ -80,6 +97,23 @@ class SQLiteStore:
             raise
 
     # -- plumbing -------------------------------------------------------------------------------------------
+    def _enter_wal(self) -> None:
+        """Switch a new file to WAL, waiting out other connections that open it at the same moment.
+
+        The switch takes an exclusive lock without calling the busy handler, so when several processes create the
+        same file at once all but one get "database is locked" at once, not after busy_timeout. It is retried here
+        for as long as busy_timeout would have waited. On a file already in WAL the statement takes no lock.
+        """
+        deadline = time.monotonic() + _BUSY_SECONDS
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
+
     def _migrate(self) -> None:
         db = self._db
         db.execute(
@@ -132,7 +166,7 @@ class SQLiteStore:
         try:
             yield
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not _is_busy(exc):
                 raise
             raise StoreError(f"{self.location} stayed locked by another process for too long ({exc}); "
                              "try again") from exc
