@@ -1,9 +1,11 @@
-"""Statement keys (issue 4, key expansion without an LLM): a turn's first-person statements as extra dense keys."""
+"""Extra dense keys of a turn (issue 4, key expansion without an LLM): its first-person statements (statement keys)
+and its names, numbers and key phrases (phrase keys, `tests/test_phrase_keys.py` for the extraction)."""
 
 from __future__ import annotations
 
 from convmem import Memory
 from convmem.ingest import parse_sessions
+from convmem.index.phrase_keys import phrase_texts_of
 from convmem.index.statement_keys import statement_sentences
 from convmem.retrieve.config import get_retriever
 
@@ -24,9 +26,15 @@ def test_statement_sentences_keep_what_the_speaker_states_about_themselves():
     assert statement_sentences("I went to a support group yesterday.") == ()  # one sentence: its vector is the turn's
 
 
-def _memory(path, on: bool) -> tuple[Memory, int]:
-    mem = Memory(path, embedder="minilm", retriever=get_retriever("convmem", statement_keys=on))
-    texts = [REQUEST_WITH_FACT,
+FESTIVAL = ("Can you recommend a laptop for video editing under 1500 dollars? It needs plenty of RAM and a fast "
+            "graphics card for the Sundance Film Festival submission.")
+
+
+def _memory(path, on: bool, first: str = REQUEST_WITH_FACT, keys: str = "statement_keys") -> tuple[Memory, int]:
+    """Three one-turn sessions of Ana's, the first `first`, with the `keys` kind of keys on or off."""
+    options = {"statement_keys": False, keys: on}
+    mem = Memory(path, embedder="minilm", retriever=get_retriever("convmem", **options))
+    texts = [first,
              "What should I know before getting a pet for a small apartment? Which animals are allowed in rentals?",
              "I'm trying to pick a new phone plan with more data for streaming."]
     report = mem.add_sessions([parse_sessions(
@@ -49,3 +57,18 @@ def test_a_fact_inside_a_request_is_found_by_its_own_key(tmp_path):
     assert keyed.search(query, user="ana", k=1)[0].turn_id == "s1_1"
     assert get_retriever("convmem").statement_keys and not get_retriever("convmem-no-keys").statement_keys
     assert not get_retriever("dense").statement_keys
+
+
+def test_a_name_inside_a_request_is_matched_by_its_own_phrase_key(tmp_path):
+    plain, embedded = _memory(tmp_path / "plain.db", on=False, first=FESTIVAL, keys="phrase_keys")
+    assert embedded == 3 and plain.index("ana").key_vectors is None
+    keyed, embedded = _memory(tmp_path / "keyed.db", on=True, first=FESTIVAL, keys="phrase_keys")
+    index = keyed.index("ana")
+    assert embedded == 3 + len(index.key_vectors)  # the keys are embedded at import, with the turns
+    assert index.key_owner.tolist().count(0) == len(phrase_texts_of(FESTIVAL))
+    query = plain.embed_query("Which film festival am I entering?")
+    before, after = plain.index("ana").cosines(query), index.cosines(query)
+    # the turn is about a laptop; its key "Sundance Film Festival" is what the question is about
+    assert after[0] > before[0] + 0.2
+    assert (after >= before - 1e-6).all()  # a key can only raise its turn's score: the best of its keys
+    assert get_retriever("convmem-phrases").phrase_keys and not get_retriever("convmem").phrase_keys

@@ -17,6 +17,7 @@ from convmem.errors import InputError
 from convmem.extract.memory import FactsAndInstructions
 from convmem.extract.summary_memory import SessionSummaries
 from convmem.index.fact_keys import fact_texts
+from convmem.index.phrase_keys import phrase_texts
 from convmem.index.statement_keys import statement_texts
 from convmem.index.user_index import IndexCache, UserIndex, embed_missing
 from convmem.ingest import parse_sessions, read_data
@@ -116,7 +117,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
         self._embedder_lock = threading.Lock()
         self._counter = token_counter
         self.indexes = IndexCache(self.store, self._embedder_for_index, date_keys=self.retriever.date_keys,
-                                  statement_keys=self.retriever.statement_keys, fact_keys=self.retriever.fact_keys)
+                                  statement_keys=self.retriever.statement_keys, fact_keys=self.retriever.fact_keys,
+                                  phrase_keys=self.retriever.phrase_keys)
 
     # -- components, loaded on first use --------------------------------------------------------------------
     @property
@@ -177,6 +179,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
                     texts.update((text_hash(t.text), t.text) for t in s.turns)
                     if self.retriever.statement_keys:
                         texts.update(statement_texts(s.turns)[0])
+                    if self.retriever.phrase_keys:
+                        texts.update(phrase_texts(s.turns)[0])
                 if outcome == "unchanged":
                     report.sessions_unchanged += 1
                     continue

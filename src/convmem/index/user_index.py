@@ -14,6 +14,7 @@ import numpy as np
 from convmem.index.fact_keys import fact_key_texts
 from convmem.index.lexical import BM25Index
 from convmem.index.rounds import RoundDocs
+from convmem.index.phrase_keys import phrase_texts
 from convmem.index.statement_keys import best_of_keys, statement_texts
 from convmem.providers.embedders import Embedder
 from convmem.retrieve.timeexpr import resolve_in_turn
@@ -111,12 +112,14 @@ def embed_missing(store: Store, tenant: str, embedder: Embedder, texts: dict[str
 
 
 def key_texts(store: Store, tenant: str, user: str, rows: list[TurnRow], *, statement_keys: bool,
-              fact_keys: bool) -> tuple[dict[str, str], list[str], np.ndarray]:
-    """The extra dense keys of a user's turns, statement keys then fact keys: ({hash: text}, the hash of each key,
-    the turn each key belongs to)."""
+              fact_keys: bool, phrase_keys: bool = False) -> tuple[dict[str, str], list[str], np.ndarray]:
+    """The extra dense keys of a user's turns, statement keys, phrase keys, then fact keys: ({hash: text}, the hash
+    of each key, the turn each key belongs to)."""
     parts = []
     if statement_keys:
         parts.append(statement_texts(rows))
+    if phrase_keys:
+        parts.append(phrase_texts(rows))
     if fact_keys:  # read after the turns: a fact written in between moved the revision, so the next lookup rebuilds
         parts.append(fact_key_texts(rows, store.facts(tenant, user)))
     texts: dict[str, str] = {}
@@ -129,11 +132,12 @@ def key_texts(store: Store, tenant: str, user: str, rows: list[TurnRow], *, stat
 
 def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | None,
                      date_keys: bool = True, *, revision: int | None = None,
-                     statement_keys: bool = False, fact_keys: bool = False) -> UserIndex:
+                     statement_keys: bool = False, fact_keys: bool = False, phrase_keys: bool = False) -> UserIndex:
     """`revision`: the user's revision read just before (saves a round trip); read here when not given. Either way
     it is read before the turns, so a write landing in between only makes the next lookup rebuild.
     `statement_keys`: also embed each turn's first-person statement sentences as extra keys (cached like turns);
-    `fact_keys`: also each stored fact of a turn, phrased as a sentence (`convmem.index.fact_keys`)."""
+    `fact_keys`: also each stored fact of a turn, phrased as a sentence (`convmem.index.fact_keys`);
+    `phrase_keys`: also the names, numbers and key phrases of each turn (`convmem.index.phrase_keys`)."""
     if revision is None:
         revision = store.revision(tenant, user)
     rows = store.user_turns(tenant, user)
@@ -143,9 +147,9 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
     else:
         vectors = np.zeros((len(rows), embedder.dim if embedder else 0), dtype=np.float32)
     key_vectors = key_owner = None
-    if (statement_keys or fact_keys) and embedder is not None and rows:
+    if (statement_keys or fact_keys or phrase_keys) and embedder is not None and rows:
         texts, hashes, key_owner = key_texts(store, tenant, user, rows, statement_keys=statement_keys,
-                                             fact_keys=fact_keys)
+                                             fact_keys=fact_keys, phrase_keys=phrase_keys)
         have = embed_missing(store, tenant, embedder, texts) if texts else {}
         key_vectors = (np.stack([have[h] for h in hashes]).astype(np.float32) if hashes
                        else np.zeros((0, vectors.shape[1]), dtype=np.float32))
@@ -179,9 +183,9 @@ class IndexCache:
     """LRU of built user indexes; an entry is rebuilt when the user's revision in the store moved on."""
 
     def __init__(self, store: Store, embedder_fn, capacity: int = 64, date_keys: bool = True,
-                 statement_keys: bool = False, fact_keys: bool = False):
+                 statement_keys: bool = False, fact_keys: bool = False, phrase_keys: bool = False):
         self.store, self._embedder_fn, self.capacity, self.date_keys = store, embedder_fn, capacity, date_keys
-        self.statement_keys, self.fact_keys = statement_keys, fact_keys
+        self.statement_keys, self.fact_keys, self.phrase_keys = statement_keys, fact_keys, phrase_keys
         self._items: OrderedDict[tuple[str, str], UserIndex] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -194,7 +198,8 @@ class IndexCache:
                 self._items.move_to_end(key)
                 return item
         item = build_user_index(self.store, tenant, user, self._embedder_fn(), self.date_keys, revision=revision,
-                                statement_keys=self.statement_keys, fact_keys=self.fact_keys)
+                                statement_keys=self.statement_keys, fact_keys=self.fact_keys,
+                                phrase_keys=self.phrase_keys)
         with self._lock:
             self._items[key] = item
             self._items.move_to_end(key)

@@ -22,6 +22,7 @@ class RetrievalConfig:
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
     statement_keys: bool = True  # a turn's first-person statement sentences embedded as extra dense keys
     fact_keys: bool = False  # each stored fact of a turn ("Ana lives in Lisbon") embedded as an extra dense key
+    phrase_keys: bool = False  # the names, numbers and key phrases of a turn embedded as extra dense keys
     assistant_weight: float = 0.6  # turns by the assistant score this share, unless the question asks about them
     session_agg: str = "max"  # how turn scores make a session score: "max" | "max+mean"
     session_dense_weight: float = 0.7  # granularity="session": dense share of the turn scores whose max ranks it
@@ -62,6 +63,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-diverse": RetrievalConfig(session_diversity=0.85),
     "convmem-ctx160": RetrievalConfig(context_turn_tokens=160),
     "convmem-facts": RetrievalConfig(fact_keys=True),  # LongMemEval's "K = V + fact" key expansion
+    "convmem-phrases": RetrievalConfig(phrase_keys=True),  # ... and "K = V + keyphrase"
 }
 
 
