@@ -11,10 +11,11 @@ from functools import lru_cache
 
 import numpy as np
 
+from convmem.extract.text import is_user_role
 from convmem.index.fact_keys import fact_key_texts
 from convmem.index.lexical import BM25Index
-from convmem.index.rounds import RoundDocs
 from convmem.index.phrase_keys import phrase_texts
+from convmem.index.rounds import RoundDocs
 from convmem.index.statement_keys import best_of_keys, statement_texts
 from convmem.providers.embedders import Embedder
 from convmem.retrieve.timeexpr import resolve_in_turn
@@ -55,6 +56,7 @@ class UserIndex:
     speaker_index: np.ndarray  # (n,) position of each turn's speaker in speakers
     dialogue: np.ndarray  # (n,) True where the turn's session has two or more speakers (not a monologue)
     assistant: np.ndarray  # (n,) True where the turn's role is "assistant"
+    answers: np.ndarray  # (n,) True where the turn is a person's reply to another person's question (`answers_of`)
     key_vectors: np.ndarray | None = None  # (m, dim) statement and fact keys (`statement_keys`, `fact_keys`), or None
     key_owner: np.ndarray | None = None  # (m,) the turn each key belongs to
     _sessions: "SessionDocs | None" = field(default=None, repr=False)
@@ -174,9 +176,24 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
         speaker_index=speaker_index,
         dialogue=np.asarray([len(voices[si]) >= 2 for si in session_index.tolist()], dtype=bool),
         assistant=np.asarray([r.role.casefold() == "assistant" for r in rows], dtype=bool),
+        answers=answers_of(rows),
         key_vectors=key_vectors,
         key_owner=key_owner,
     )
+
+
+def answers_of(rows: list[TurnRow]) -> np.ndarray:
+    """Which turns reply to a question: the turn before, in the same session, is by another speaker and asks
+    something ("?"), and both speakers are people (no assistant, system or tool role). Between people a question
+    asks the other about their life, and the reply is what a later question about it needs ("What are your plans
+    for the summer?" - "Researching adoption agencies"); a user's question to an assistant is a request, and its
+    reply is advice (the assistant prior's business, `convmem.retrieve.assistant`)."""
+    out = np.zeros(len(rows), dtype=bool)
+    for i in range(1, len(rows)):
+        prev, row = rows[i - 1], rows[i]
+        out[i] = (prev.session_id == row.session_id and prev.speaker != row.speaker and "?" in prev.text
+                  and is_user_role(prev.role) and is_user_role(row.role))
+    return out
 
 
 class IndexCache:

@@ -16,6 +16,7 @@ class RetrievalConfig:
     dense_weight: float = 0.4  # for fusion="weighted": share of the normalised dense score
     value: str = "turn"  # the unit scored: "turn", or "round" (a turn of the session's opener and its replies)
     neighbour_weights: tuple[float, ...] = (0.5, 0.25)  # share of the best turn 1, 2, ... positions away
+    answer_weight: float = 0.85  # a person's reply to another's question: this share of the question's score
     speaker_boost: float = 0.2  # turns by a speaker the query names score (1 + boost) times higher
     time_boost: float = 0.5  # turns dated inside a range the query names ("last Saturday") score (1 + boost) x
     order_boost: float = 0.1  # "first time" / "currently" cues: earliest / latest turns score up to (1 + boost) x
@@ -38,7 +39,7 @@ class RetrievalConfig:
 
 
 # the plain retrievers: no conversation-aware steps, for ablations
-_PLAIN = dict(neighbour_weights=(), speaker_boost=0.0, time_boost=0.0, order_boost=0.0, date_keys=False,
+_PLAIN = dict(neighbour_weights=(), answer_weight=0.0, speaker_boost=0.0, time_boost=0.0, order_boost=0.0, date_keys=False,
               session_doc_weight=0.0, session_dense_weight=0.4, update_similarity=0.0,
               statement_keys=False, assistant_weight=1.0)
 
@@ -49,7 +50,8 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "hybrid-rrf": RetrievalConfig(fusion="rrf", **_PLAIN),
     "hybrid-weighted": RetrievalConfig(**_PLAIN),
     # ablations: the default with one design switched off
-    "convmem-no-neighbours": RetrievalConfig(neighbour_weights=()),
+    "convmem-no-neighbours": RetrievalConfig(neighbour_weights=(), answer_weight=0.0),
+    "convmem-no-answers": RetrievalConfig(answer_weight=0.0),
     "convmem-round": RetrievalConfig(value="round", neighbour_weights=()),  # LongMemEval's round values
     "convmem-round-neighbours": RetrievalConfig(value="round"),
     "convmem-no-speaker": RetrievalConfig(speaker_boost=0.0),

@@ -37,8 +37,10 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         scores = per_round[rounds.round_of] + 1e-3 * scores  # the round's score; its own breaks ties inside it
     if config.speaker_boost:
         scores = boost_named_speakers(index, query, scores, config.speaker_boost)
-    if config.neighbour_weights:
+    if config.neighbour_weights or config.answer_weight:
         spread = spread_to_neighbours(scores, index.session_index, config.neighbour_weights)
+        if config.answer_weight:
+            spread = answers_from_questions(scores, spread, index.answers, config.answer_weight)
         scores = np.where(index.dialogue, spread, scores)
     if config.assistant_weight != 1.0:
         scores = weigh_assistant(scores, index.assistant, query, config.assistant_weight)
@@ -97,6 +99,19 @@ def spread_to_neighbours(scores: np.ndarray, session_index: np.ndarray, weights:
         after[:-d] = np.where(same, scores[d:], 0.0)
         out += w * np.maximum(before, after)
     return out
+
+
+def answers_from_questions(scores: np.ndarray, spread: np.ndarray, answers: np.ndarray, weight: float) -> np.ndarray:
+    """A reply to a question (`UserIndex.answers`) scores at least its own score plus `weight` x the question's.
+
+    Between people the question often holds the words a later question uses ("What are your plans for the
+    summer?") and the reply holds the answer ("Researching adoption agencies"): LongMemEval's round value, with the
+    reply given a larger share of its question than the plain neighbour share (`neighbour_weights`)."""
+    if not answers.any():
+        return spread
+    question = np.zeros_like(spread)
+    question[1:] = scores[:-1]
+    return np.where(answers, np.maximum(spread, scores + weight * question), spread)
 
 
 def turn_mask(index: UserIndex, *, since: datetime | None = None, until: datetime | None = None,
