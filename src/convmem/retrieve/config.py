@@ -19,6 +19,7 @@ class RetrievalConfig:
     answer_weight: float = 0.85  # a person's reply to another's question: this share of the question's score
     speaker_boost: float = 0.2  # turns by a speaker the query names score (1 + boost) times higher
     time_boost: float = 0.5  # turns dated inside a range the query names ("last Saturday") score (1 + boost) x
+    event_bounds: bool = True  # "before I moved": turns on the asked side of the event's date get the time boost
     order_boost: float = 0.1  # "first time" / "currently" cues: earliest / latest turns score up to (1 + boost) x
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
     statement_keys: bool = True  # a turn's first-person statement sentences embedded as extra dense keys
@@ -39,7 +40,8 @@ class RetrievalConfig:
 
 
 # the plain retrievers: no conversation-aware steps, for ablations
-_PLAIN = dict(neighbour_weights=(), answer_weight=0.0, speaker_boost=0.0, time_boost=0.0, order_boost=0.0, date_keys=False,
+_PLAIN = dict(neighbour_weights=(), answer_weight=0.0, speaker_boost=0.0, time_boost=0.0, order_boost=0.0,
+              event_bounds=False, date_keys=False,
               session_doc_weight=0.0, session_dense_weight=0.4, update_similarity=0.0,
               statement_keys=False, assistant_weight=1.0)
 
@@ -55,7 +57,8 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-round": RetrievalConfig(value="round", neighbour_weights=()),  # LongMemEval's round values
     "convmem-round-neighbours": RetrievalConfig(value="round"),
     "convmem-no-speaker": RetrievalConfig(speaker_boost=0.0),
-    "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False),
+    "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False, event_bounds=False),
+    "convmem-no-events": RetrievalConfig(event_bounds=False),
     "convmem-no-session-doc": RetrievalConfig(session_doc_weight=0.0, session_dense_weight=0.4),
     "convmem-no-updates": RetrievalConfig(update_similarity=0.0),
     "convmem-no-keys": RetrievalConfig(statement_keys=False),

@@ -12,6 +12,7 @@ from convmem.index.user_index import UserIndex
 from convmem.models import Hit
 from convmem.retrieve.assistant import weigh_assistant
 from convmem.retrieve.config import RetrievalConfig
+from convmem.retrieve.events import event_bounds, inside_event_bounds
 from convmem.retrieve.timeexpr import TimeCues, day_key, question_cues
 from convmem.retrieve.fusion import minmax, rrf, weighted
 from convmem.retrieve.updates import order_updates
@@ -49,6 +50,11 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         for r in cues.ranges:
             inside |= (index.timestamps >= r.start.timestamp()) & (index.timestamps <= r.end.timestamp())
         scores = scores * np.where(inside, 1.0 + config.time_boost, 1.0)
+    if config.event_bounds and config.time_boost and n:
+        bounds = event_bounds(query)
+        inside = inside_event_bounds(index.lexical, index.timestamps, bounds) if bounds else None
+        if inside is not None:
+            scores = scores * np.where(inside, 1.0 + config.time_boost, 1.0)
     if config.session_prior and n:
         scores = scores + config.session_prior * session_doc_scores(index, query, qvec, config)[index.session_index]
     if config.order_boost and cues.order and n > 1:

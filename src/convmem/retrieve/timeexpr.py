@@ -28,6 +28,8 @@ LAST_WEEKDAY = re.compile(rf"\b(last|this|on)\s+({'|'.join(_WEEKDAYS)})\b", re.I
 DAY_WORD = re.compile(r"\b(yesterday|today|tonight|this morning|last night)\b", re.I)
 IN_MONTH = re.compile(rf"\b(?:in|during|since|of|early|late|mid)\s+({'|'.join(sorted(_MONTHS, key=len, reverse=True))})"
                       r"\b(?:\s+(\d{4}))?", re.I)
+#: a month or weekday name: a clause opening with one is a date, not an event ("before April 10")
+DATE_NAME = re.compile(rf"\b(?:{'|'.join(sorted(_MONTHS, key=len, reverse=True))}|{'|'.join(_WEEKDAYS)})\b", re.I)
 FIRST = re.compile(r"\b(first time|for the first time|first|earliest|initially|originally|at first)\b", re.I)
 LATEST = re.compile(r"\b(most recent(?:ly)?|latest|last time|currently|current|now|these days|still|anymore)\b", re.I)
 
