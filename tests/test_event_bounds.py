@@ -46,7 +46,8 @@ def _cafes_first(mem: Memory, query: str) -> list[str]:
 
 
 def test_the_asked_side_of_the_event_ranks_first(tmp_path):
-    before, after = "Which cafes did I like before I moved to Lisbon?", "Which cafes did I like after I moved to Lisbon?"
+    before = "Which cafes did I like before I moved to Lisbon?"
+    after = "Which cafes did I like after I moved to Lisbon?"
     plain = _memory(tmp_path / "plain.db", False)
     assert _cafes_first(plain, before) == _cafes_first(plain, after)  # without it the bound word changes nothing
     mem = _memory(tmp_path / "events.db", True)

@@ -3,9 +3,10 @@ job", "before the 'Run for the Cure' event" (issue 4, time-aware retrieval).
 
 Such a bound names no date; the memory knows when the event happened. The clause after the bound word is looked
 up in the user's turns (BM25 over the same index), and the best-matching turn's date is the event's date. Turns on
-the asked side of it ("before": up to the end of that day; "after", "since": from its start) then get the time
-boost like a named range does (the event's day, give or take one, counts as either side). A clause that is itself a date ("before April 10, 2023", "since last week") is a
-bound of the existing rules (`timeexpr`), which give it no range, and is not looked up here.
+the asked side of it ("before", "prior to", "until": up to a day after it; "after", "since": from a day before it,
+so the event's own turns count as either side) then get the time boost like a named range does. A clause that is
+itself a date ("before April 10, 2023", "since last week") is a bound of the existing rules (`timeexpr`), which
+give it no range, and is not looked up here.
 """
 
 from __future__ import annotations
