@@ -13,7 +13,7 @@ class RetrievalConfig:
     dense: bool = True
     fusion: str = "weighted"  # "weighted" (min-max normalised sum) | "rrf"
     rrf_k: int = 60
-    dense_weight: float = 0.4  # for fusion="weighted": share of the normalised dense score
+    dense_weight: float = 0.5  # for fusion="weighted": share of the normalised dense score
     value: str = "turn"  # the unit scored: "turn", or "round" (a turn of the session's opener and its replies)
     neighbour_weights: tuple[float, ...] = (0.5, 0.25)  # share of the best turn 1, 2, ... positions away
     answer_weight: float = 0.85  # a person's reply to another's question: this share of the question's score
@@ -41,7 +41,7 @@ class RetrievalConfig:
 
 # the plain retrievers: no conversation-aware steps, for ablations
 _PLAIN = dict(neighbour_weights=(), answer_weight=0.0, speaker_boost=0.0, time_boost=0.0, order_boost=0.0,
-              event_bounds=False, date_keys=False,
+              event_bounds=False, date_keys=False, dense_weight=0.4,
               session_doc_weight=0.0, session_dense_weight=0.4, update_similarity=0.0,
               statement_keys=False, assistant_weight=1.0)
 
@@ -59,6 +59,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-no-speaker": RetrievalConfig(speaker_boost=0.0),
     "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False, event_bounds=False),
     "convmem-no-events": RetrievalConfig(event_bounds=False),
+    "convmem-dw40": RetrievalConfig(dense_weight=0.4),  # the dense share before statement keys strengthened it
     "convmem-no-session-doc": RetrievalConfig(session_doc_weight=0.0, session_dense_weight=0.4),
     "convmem-no-updates": RetrievalConfig(update_similarity=0.0),
     "convmem-no-keys": RetrievalConfig(statement_keys=False),
