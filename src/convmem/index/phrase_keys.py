@@ -132,14 +132,15 @@ def phrase_texts_of(text: str, speakers: frozenset[str] = frozenset()) -> tuple[
     for run in runs:
         for w in run:
             degree[w] += len(run)
-    scored = sorted(set(runs), key=lambda r: (-sum(degree[w] / freq[w] for w in r), runs.index(r)))
+    # sorted() is stable: phrases of equal score keep the order they were said in
+    scored = sorted(dict.fromkeys(runs), key=lambda r: -sum(degree[w] / freq[w] for w in r))
     phrases = [" ".join(r) for r in scored[:PER_TURN]]
-    out: dict[str, None] = {}
     whole = text.strip().rstrip(".!?").casefold()  # a turn that is one phrase: its own vector already is it
+    out: dict[str, str] = {}  # casefolded -> first spelling
     for key in names + numbers + phrases:
-        if key.casefold() != whole and key.casefold() not in (k.casefold() for k in out):
-            out[key] = None
-    return tuple(list(out)[:MAX_KEYS])
+        if key.casefold() != whole:
+            out.setdefault(key.casefold(), key)
+    return tuple(list(out.values())[:MAX_KEYS])
 
 
 def phrase_texts(rows: Sequence[TurnRow]) -> tuple[dict[str, str], list[str], np.ndarray]:
