@@ -17,9 +17,7 @@ from convmem.errors import InputError
 from convmem.extract.memory import FactsAndInstructions
 from convmem.extract.summary_memory import SessionSummaries
 from convmem.index.fact_keys import fact_texts
-from convmem.index.phrase_keys import phrase_texts
-from convmem.index.statement_keys import statement_texts
-from convmem.index.user_index import IndexCache, UserIndex, embed_missing
+from convmem.index.user_index import TURN_KEYS, IndexCache, UserIndex, embed_missing
 from convmem.ingest import parse_sessions, read_data
 from convmem.models import DEFAULT_TENANT, Context, Hit, Session, Turn, check_id, check_storable, parse_time
 from convmem.providers.embedders import Embedder, load_embedder
@@ -117,8 +115,7 @@ class Memory(FactsAndInstructions, SessionSummaries):
         self._embedder_lock = threading.Lock()
         self._counter = token_counter
         self.indexes = IndexCache(self.store, self._embedder_for_index, date_keys=self.retriever.date_keys,
-                                  statement_keys=self.retriever.statement_keys, fact_keys=self.retriever.fact_keys,
-                                  phrase_keys=self.retriever.phrase_keys)
+                                  keys=self.retriever.key_kinds())
 
     # -- components, loaded on first use --------------------------------------------------------------------
     @property
@@ -177,10 +174,9 @@ class Memory(FactsAndInstructions, SessionSummaries):
                     from convmem.store.base import text_hash
 
                     texts.update((text_hash(t.text), t.text) for t in s.turns)
-                    if self.retriever.statement_keys:
-                        texts.update(statement_texts(s.turns)[0])
-                    if self.retriever.phrase_keys:
-                        texts.update(phrase_texts(s.turns)[0])
+                    for kind in self.retriever.key_kinds():  # the keys read from the turns' own text
+                        if kind in TURN_KEYS:
+                            texts.update(TURN_KEYS[kind](s.turns)[0])
                 if outcome == "unchanged":
                     report.sessions_unchanged += 1
                     continue

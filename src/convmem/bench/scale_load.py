@@ -307,9 +307,7 @@ def search_bench(db: str, backend: str, seed: int, n_users: int, n_turns: int, d
         if dense:
             mem.store.get_embeddings(mem.tenant, emb.name, [r.text_hash for r in rows])
         t2 = time.perf_counter()
-        build_user_index(mem.store, mem.tenant, user, emb, mem.retriever.date_keys,
-                         statement_keys=mem.retriever.statement_keys, fact_keys=mem.retriever.fact_keys,
-                         phrase_keys=mem.retriever.phrase_keys)
+        build_user_index(mem.store, mem.tenant, user, emb, mem.retriever.date_keys, keys=mem.retriever.key_kinds())
         t3 = time.perf_counter()
         parts["user_turns_ms"].append((t1 - t0) * 1000)
         parts["embeddings_ms"].append((t2 - t1) * 1000)

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class UserIndex:
     dialogue: np.ndarray  # (n,) True where the turn's session has two or more speakers (not a monologue)
     assistant: np.ndarray  # (n,) True where the turn's role is "assistant"
     answers: np.ndarray  # (n,) True where the turn is a person's reply to another person's question (`answers_of`)
-    key_vectors: np.ndarray | None = None  # (m, dim) statement and fact keys (`statement_keys`, `fact_keys`), or None
+    key_vectors: np.ndarray | None = None  # (m, dim) the extra dense keys (`RetrievalConfig.key_kinds`), or None
     key_owner: np.ndarray | None = None  # (m,) the turn each key belongs to
     _sessions: "SessionDocs | None" = field(default=None, repr=False)
     _rounds: "RoundDocs | None" = field(default=None, repr=False)
@@ -113,16 +114,16 @@ def embed_missing(store: Store, tenant: str, embedder: Embedder, texts: dict[str
     return have
 
 
-def key_texts(store: Store, tenant: str, user: str, rows: list[TurnRow], *, statement_keys: bool,
-              fact_keys: bool, phrase_keys: bool = False) -> tuple[dict[str, str], list[str], np.ndarray]:
-    """The extra dense keys of a user's turns, statement keys, phrase keys, then fact keys: ({hash: text}, the hash
-    of each key, the turn each key belongs to)."""
-    parts = []
-    if statement_keys:
-        parts.append(statement_texts(rows))
-    if phrase_keys:
-        parts.append(phrase_texts(rows))
-    if fact_keys:  # read after the turns: a fact written in between moved the revision, so the next lookup rebuilds
+#: the keys read from a turn's own text ({kind: its key texts of some turns}); "fact" keys come from the store
+TURN_KEYS = {"statement": statement_texts, "phrase": phrase_texts}
+
+
+def key_texts(store: Store, tenant: str, user: str, rows: list[TurnRow],
+              kinds: Sequence[str]) -> tuple[dict[str, str], list[str], np.ndarray]:
+    """The extra dense keys of a user's turns, of the `kinds` asked for ("statement", "phrase", "fact"), in that
+    order: ({hash: text}, the hash of each key, the turn each key belongs to)."""
+    parts = [TURN_KEYS[kind](rows) for kind in kinds if kind in TURN_KEYS]
+    if "fact" in kinds:  # read after the turns: a fact written in between moves the revision (next lookup rebuilds)
         parts.append(fact_key_texts(rows, store.facts(tenant, user)))
     texts: dict[str, str] = {}
     for part in parts:
@@ -134,12 +135,13 @@ def key_texts(store: Store, tenant: str, user: str, rows: list[TurnRow], *, stat
 
 def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | None,
                      date_keys: bool = True, *, revision: int | None = None,
-                     statement_keys: bool = False, fact_keys: bool = False, phrase_keys: bool = False) -> UserIndex:
+                     keys: Sequence[str] = ()) -> UserIndex:
     """`revision`: the user's revision read just before (saves a round trip); read here when not given. Either way
     it is read before the turns, so a write landing in between only makes the next lookup rebuild.
-    `statement_keys`: also embed each turn's first-person statement sentences as extra keys (cached like turns);
-    `fact_keys`: also each stored fact of a turn, phrased as a sentence (`convmem.index.fact_keys`);
-    `phrase_keys`: also the names, numbers and key phrases of each turn (`convmem.index.phrase_keys`)."""
+    `keys`: the kinds of extra dense keys to embed (cached like turns) and score by (`RetrievalConfig.key_kinds`):
+    "statement", each turn's first-person statement sentences (`convmem.index.statement_keys`); "phrase", its names,
+    numbers and key phrases (`convmem.index.phrase_keys`); "fact", each stored fact of a turn, phrased as a sentence
+    (`convmem.index.fact_keys`)."""
     if revision is None:
         revision = store.revision(tenant, user)
     rows = store.user_turns(tenant, user)
@@ -149,9 +151,8 @@ def build_user_index(store: Store, tenant: str, user: str, embedder: Embedder | 
     else:
         vectors = np.zeros((len(rows), embedder.dim if embedder else 0), dtype=np.float32)
     key_vectors = key_owner = None
-    if (statement_keys or fact_keys or phrase_keys) and embedder is not None and rows:
-        texts, hashes, key_owner = key_texts(store, tenant, user, rows, statement_keys=statement_keys,
-                                             fact_keys=fact_keys, phrase_keys=phrase_keys)
+    if keys and embedder is not None and rows:
+        texts, hashes, key_owner = key_texts(store, tenant, user, rows, keys)
         have = embed_missing(store, tenant, embedder, texts) if texts else {}
         key_vectors = (np.stack([have[h] for h in hashes]).astype(np.float32) if hashes
                        else np.zeros((0, vectors.shape[1]), dtype=np.float32))
@@ -200,9 +201,9 @@ class IndexCache:
     """LRU of built user indexes; an entry is rebuilt when the user's revision in the store moved on."""
 
     def __init__(self, store: Store, embedder_fn, capacity: int = 64, date_keys: bool = True,
-                 statement_keys: bool = False, fact_keys: bool = False, phrase_keys: bool = False):
+                 keys: Sequence[str] = ()):
         self.store, self._embedder_fn, self.capacity, self.date_keys = store, embedder_fn, capacity, date_keys
-        self.statement_keys, self.fact_keys, self.phrase_keys = statement_keys, fact_keys, phrase_keys
+        self.keys = tuple(keys)
         self._items: OrderedDict[tuple[str, str], UserIndex] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -215,8 +216,7 @@ class IndexCache:
                 self._items.move_to_end(key)
                 return item
         item = build_user_index(self.store, tenant, user, self._embedder_fn(), self.date_keys, revision=revision,
-                                statement_keys=self.statement_keys, fact_keys=self.fact_keys,
-                                phrase_keys=self.phrase_keys)
+                                keys=self.keys)
         with self._lock:
             self._items[key] = item
             self._items.move_to_end(key)

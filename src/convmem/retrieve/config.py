@@ -38,6 +38,11 @@ class RetrievalConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def key_kinds(self) -> tuple[str, ...]:
+        """The kinds of extra dense keys switched on, in the order an index stacks them (`index.user_index`)."""
+        kinds = (("statement", self.statement_keys), ("phrase", self.phrase_keys), ("fact", self.fact_keys))
+        return tuple(kind for kind, on in kinds if on)
+
 
 # the plain retrievers: no conversation-aware steps, for ablations
 _PLAIN = dict(neighbour_weights=(), answer_weight=0.0, speaker_boost=0.0, time_boost=0.0, order_boost=0.0,
