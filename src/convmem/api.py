@@ -25,6 +25,7 @@ from convmem.providers.tokens import TokenCounter, default_counter
 from convmem.retrieve import abstain
 from convmem.retrieve.about import about_mask, boost_about, check_about, people
 from convmem.retrieve.config import RetrievalConfig, get_retriever
+from convmem.retrieve.rerank import RERANKERS, LikelihoodCache, QuestionScorer, rerank
 from convmem.retrieve.search import rank, score_turns, session_doc_scores, turn_mask
 from convmem.retrieve.updates import order_updates, preferred
 from convmem.store import Store, open_store
@@ -107,9 +108,13 @@ class Memory(FactsAndInstructions, SessionSummaries):
                  token_counter: TokenCounter | None = None, store: Store | None = None,
                  facts_extractor: str = "rules", chat_model: Any = None):
         self._init_understanding(facts_extractor, chat_model)
+        self.retriever = get_retriever(retriever)
+        if self.retriever.rerank not in RERANKERS:
+            raise InputError(f"rerank must be one of {RERANKERS}, got {self.retriever.rerank!r}")
+        self._reranker: Any = None
+        self.rerank_cache = LikelihoodCache()
         self.store: Store = store or open_store(os.fspath(path_or_url) if path_or_url else default_db_path())
         self.tenant = check_id(tenant, "tenant")
-        self.retriever = get_retriever(retriever)
         self._embedder_spec = embedder
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._embedder_lock = threading.Lock()
@@ -124,6 +129,19 @@ class Memory(FactsAndInstructions, SessionSummaries):
             if self._embedder is None:
                 self._embedder = load_embedder(self._embedder_spec)
             return self._embedder
+
+    @property
+    def reranker(self) -> QuestionScorer:
+        """The model of the second stage (`rerank="lm"`): `chat_model` when it is a local model, else the packaged
+        SmolLM2-135M on every core (an endpoint cannot score a given text's likelihood)."""
+        with self._embedder_lock:
+            if self._reranker is None:
+                from convmem.providers.llm_local import LocalTransformers
+
+                chat = self._chat_spec
+                self._reranker = chat if isinstance(chat, LocalTransformers) else \
+                    LocalTransformers(threads=os.cpu_count() or 1)
+            return self._reranker
 
     def _embedder_for_index(self) -> Embedder | None:
         return self.embedder if self.retriever.dense else None
@@ -285,10 +303,17 @@ class Memory(FactsAndInstructions, SessionSummaries):
         when = parse_time(now, what="now") if now else datetime.now(timezone.utc)
         config = self.retriever
         if granularity != "session":
-            return index, score_turns(index, query, qvec, config, when), None
+            return index, self._reranked(index, query, score_turns(index, query, qvec, config, when)), None
         scores = score_turns(index, query, qvec, replace(config, dense_weight=config.session_dense_weight), when)
         docs = session_doc_scores(index, query, qvec, config) if config.session_doc_weight and index.rows else None
-        return index, scores, docs
+        return index, self._reranked(index, query, scores), docs
+
+    def _reranked(self, index: UserIndex, query: str, scores: np.ndarray) -> np.ndarray:
+        config = self.retriever
+        if config.rerank == "none" or len(scores) < 2:
+            return scores
+        return rerank(index, scores, query, self.reranker, depth=config.rerank_depth, weight=config.rerank_weight,
+                      counter=self.token_counter, cache=self.rerank_cache)
 
     def search(self, query: str, *, user: str, k: int = 10, granularity: str = "turn",
                since: datetime | str | None = None, until: datetime | str | None = None,

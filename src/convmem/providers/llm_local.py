@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
+
 from convmem.errors import ConfigError, require
 from convmem.providers.chat import ChatModel, Completion, Message, Usage, check_messages, log
 
@@ -134,6 +136,41 @@ class LocalTransformers(ChatModel):
         text, cut = _cut_at_stop(text, stop)
         return Completion(text=text, model=self.name, finish_reason="stop" if cut else finish,
                           usage=Usage(prompt_len, len(new)))
+
+    def question_likelihood(self, question: str, passages: Sequence[str], *, batch: int = 10) -> np.ndarray:
+        """Per passage, the mean log-probability per token of `question` after "Passage: <passage>\\nA question
+        about this passage:" (the relevance score of `convmem.retrieve.rerank`). The vocabulary head runs on the
+        question's positions only."""
+        import torch
+
+        self.load()
+        tok = self._tokenizer
+
+        def ids(text: str) -> list[int]:
+            return tok(text, add_special_tokens=False)["input_ids"]
+
+        q, before, after = ids(" " + question), ids("Passage: "), ids("\nA question about this passage:")
+        if not q:
+            raise ConfigError("the question has no tokens")
+        prompts = [before + ids(p) + after for p in passages]
+        head, pad = self._model.get_output_embeddings(), tok.pad_token_id or tok.eos_token_id or 0
+        out = np.zeros(len(prompts))
+        with self._running():
+            for start in range(0, len(prompts), batch):
+                chunk = prompts[start:start + batch]
+                width = max(len(p) for p in chunk) + len(q)
+                input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for j, p in enumerate(chunk):
+                    input_ids[j, :len(p) + len(q)] = torch.tensor(p + q)
+                    mask[j, :len(p) + len(q)] = 1
+                hidden = self._model.base_model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                target = torch.tensor(q)
+                for j, p in enumerate(chunk):  # position t predicts token t + 1
+                    logits = head(hidden[j, len(p) - 1:len(p) + len(q) - 1]).float()
+                    logp = torch.log_softmax(logits, dim=-1)[torch.arange(len(q)), target]
+                    out[start + j] = float(logp.mean())
+        return out
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
                stop: Sequence[str] | None = None) -> Iterator[str]:

@@ -34,6 +34,9 @@ class RetrievalConfig:
     update_similarity: float = 0.5  # same statement in two sessions (cosine >= this): the one asked for first
     update_closeness: float = 0.9  # ... when it also scored at least this share of the other's score
     context_turn_tokens: int = 80  # context assembly: longer turns are cut to the sentences around the match
+    rerank: str = "none"  # "lm": a local language model re-scores the best turns (query likelihood, retrieve.rerank)
+    rerank_depth: int = 20  # ... this many of them
+    rerank_weight: float = 1.0  # ... their z-scored likelihood added with this weight to the z-scored first stage
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +78,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-ctx160": RetrievalConfig(context_turn_tokens=160),
     "convmem-facts": RetrievalConfig(fact_keys=True),  # LongMemEval's "K = V + fact" key expansion
     "convmem-phrases": RetrievalConfig(phrase_keys=True),  # ... and "K = V + keyphrase"
+    "convmem-rerank": RetrievalConfig(rerank="lm"),  # a second stage by the local LLM: seconds per question
 }
 
 
