@@ -24,6 +24,11 @@ NOW = datetime(2023, 5, 20, 2, 21, tzinfo=timezone.utc)  # a Saturday
         ("What did I read last month?", "2023-04-01", "2023-04-30"),
         ("What did I buy on May 7, 2023?", "2023-05-07", "2023-05-07"),
         ("What happened in 2022?", "2022-01-01", "2022-12-31"),
+        # a window that ends now: n units back, and a little slack (2 days a week, 7 a month, 30 a year)
+        ("What did I buy in the past two months?", "2023-03-14", "2023-05-20"),
+        ("How far did I run over the last 3 weeks?", "2023-04-27", "2023-05-20"),
+        ("Which books did I read in the past month?", "2023-04-13", "2023-05-20"),
+        ("Who visited in the last few days?", "2023-05-16", "2023-05-20"),
     ],
 )
 def test_question_ranges(question, start, end):

@@ -24,6 +24,8 @@ _UNIT = r"(day|week|month|year)s?"
 
 AGO = re.compile(rf"\b{_NUMBER}\s+{_UNIT}\s+(ago|before|earlier)\b", re.I)
 LAST_UNIT = re.compile(r"\b(last|past|previous|this)\s+(week(?:end)?|month|year)\b", re.I)
+#: "in the past two months", "over the last 3 weeks", "the past few days": a window that ends now
+TRAILING = re.compile(rf"\b(?:past|last|previous)\s+{_NUMBER}\s+{_UNIT}\b", re.I)
 LAST_WEEKDAY = re.compile(rf"\b(last|this|on)\s+({'|'.join(_WEEKDAYS)})\b", re.I)
 DAY_WORD = re.compile(r"\b(yesterday|today|tonight|this morning|last night)\b", re.I)
 IN_MONTH = re.compile(rf"\b(?:in|during|since|of|early|late|mid)\s+({'|'.join(sorted(_MONTHS, key=len, reverse=True))})"
@@ -72,6 +74,16 @@ def _month(year: int, month: int, tz) -> tuple[datetime, datetime]:
     return start, datetime(year, month, last, 23, 59, 59, tzinfo=tz)
 
 
+def _trailing(now: datetime, n: int, unit: str, text: str) -> TimeRange:
+    """The n units before now, and a little slack before that (a week's events told a day after it ends)."""
+    days = {"day": 1, "week": 7, "month": 30, "year": 365}[unit] * n
+    slack = {"day": 1, "week": 2, "month": 7, "year": 30}[unit]
+    try:
+        return TimeRange(now - timedelta(days=days + slack), now, text)
+    except OverflowError:  # "the past 10000 years": everything on the calendar
+        return TimeRange(datetime.min.replace(tzinfo=now.tzinfo), now, text)
+
+
 def _number(text: str) -> int:
     text = text.lower()
     return min(int(text), 100_000) if text.isdigit() else _NUM.get(text, 1)
@@ -94,11 +106,18 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
             ranges.append(TimeRange(centre - slack, centre + slack, m.group()))
         except OverflowError:  # "10000 years ago" is not on the calendar
             continue
+    for m in TRAILING.finditer(question):
+        if _is_bound(question, m):
+            continue
+        n, unit = _number(m.group(1)), m.group(2).lower()
+        ranges.append(_trailing(now, n, unit, m.group()))
     for m in LAST_UNIT.finditer(question):
         if _is_bound(question, m):
             continue
         which, unit = m.group(1).lower(), m.group(2).lower()
-        if unit == "weekend":
+        if which == "past" and unit != "weekend":  # "in the past month": the 30 days before now, not April
+            ranges.append(_trailing(now, 1, unit, m.group()))
+        elif unit == "weekend":
             back = (now.weekday() - 5) % 7 or 7
             sat = now - timedelta(days=back)
             ranges.append(TimeRange(_day(sat)[0], _day(sat + timedelta(days=1))[1], m.group()))
