@@ -98,21 +98,24 @@ class OnnxMiniLM(Embedder):
         self.tokenizer.no_padding()
         self._model, self._ort = str(model), ort
         self.session = self._session(threads or min(os.cpu_count() or 1, 4))
-        self._single: Any = None  # one-thread session for single queries, made on first use
+        self._single: Any = None  # the session for single queries (two threads that sleep), made on first use
         self._inputs = {i.name for i in self.session.get_inputs()}
 
-    def _session(self, threads: int):
+    def _session(self, threads: int, spin: bool = True):
         options = self._ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        if not spin:  # idle threads sleep instead of spinning for the next run
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return self._ort.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
 
     def embed(self, text: str) -> np.ndarray:
-        """One text (a search query) on a one-thread session: splitting a ~15-token input over threads costs more
-        than it saves (query embedding p50 20 vs 30 ms on two busy cores, `docs/design.md`)."""
+        """One text (a search query) on its own session: two threads that sleep between runs instead of spinning.
+        Spinning threads fight whatever else holds the cores; sleeping ones beat one thread at every load measured
+        (`docs/design.md`)."""
         if self._single is None:
-            self._single = self._session(1)
+            self._single = self._session(min(2, os.cpu_count() or 1), spin=False)
         return self._embed([text], self._single)[0]
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
