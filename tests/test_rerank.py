@@ -57,8 +57,8 @@ def test_the_cache_scores_each_question_and_passage_once():
     assert cache.scores(model, "q", ["a dog", "a cat"]).tolist() == [-1.0, -5.0]
     assert cache.scores(model, "q", ["a cat", "the dog", "a dog"]).tolist() == [-5.0, -1.0, -1.0]
     assert model.calls == [["a dog", "a cat"], ["the dog"]]
-    cache.scores(model, "q", ["x", "y"])  # evicts the two least recently used: "a cat", "the dog"
-    cache.scores(model, "q", ["a dog", "a cat"])
+    cache.scores(model, "q", ["x", "y"])  # evicts the two least recently used: "a cat", "a dog"
+    assert cache.scores(model, "q", ["the dog", "a cat"]).tolist() == [-1.0, -5.0]
     assert model.calls[-1] == ["a cat"]
 
 

@@ -51,22 +51,20 @@ class LikelihoodCache:
 
     def scores(self, scorer: QuestionScorer, question: str, passages: Sequence[str]) -> np.ndarray:
         with self._lock:
-            missing = [p for p in dict.fromkeys(passages) if (question, p) not in self._items]
-        fresh = scorer.question_likelihood(question, missing) if missing else np.zeros(0)
-        with self._lock:
-            for p, s in zip(missing, fresh):
-                self._items[(question, p)] = float(s)
-            out = []
-            for p in passages:
-                value = self._items.get((question, p))
-                if value is None:  # evicted by another thread in between: the fresh value is still here
-                    value = float(fresh[missing.index(p)])
-                else:
+            known = {}
+            for p in dict.fromkeys(passages):
+                if (question, p) in self._items:
                     self._items.move_to_end((question, p))
-                out.append(value)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return np.asarray(out, dtype=float)
+                    known[p] = self._items[(question, p)]
+        missing = [p for p in dict.fromkeys(passages) if p not in known]
+        if missing:  # scored outside the lock: the model is slow, and other questions' hits need not wait
+            known.update(zip(missing, (float(x) for x in scorer.question_likelihood(question, missing))))
+            with self._lock:
+                for p in missing:
+                    self._items[(question, p)] = known[p]
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return np.asarray([known[p] for p in passages], dtype=float)
 
 
 def passage(index: UserIndex, i: int, terms: set[str], counter: TokenCounter) -> str:
