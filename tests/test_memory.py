@@ -213,3 +213,27 @@ def test_forgotten_text_leaves_no_trace_in_sqlite_file(tmp_path, embedder):
     mem.close()
     for path in tmp_path.iterdir():
         assert b"canary-7f3a9" not in path.read_bytes(), path
+
+
+def test_turns_after_the_first_few_are_cut_shorter(tmp_path):
+    """The first `context_full_turns` turns taken keep the 80-token cut; later ones get `context_tail_tokens`."""
+    from convmem.retrieve.config import get_retriever
+
+    def memory(**overrides):
+        mem = Memory(tmp_path / f"m{len(overrides)}.db", retriever=get_retriever("convmem", dense=False, **overrides))
+        filler = " ".join(f"Sentence {i} is about the weather and nothing else at all." for i in range(12))
+        mem.add_session({"user": "u", "session_id": "s", "started_at": "2024-01-01T00:00:00Z",
+                         "turns": [{"speaker": "U", "role": "user", "text": f"{filler} My garden {n} has roses."}
+                                   for n in range(3)]})
+        return mem
+
+    def lengths(mem):
+        ctx = mem.context("garden roses", user="u", budget_tokens=1000, instructions=False)
+        return [len(ln.split()) for ln in ctx.text.splitlines() if ln.startswith("[s_")]
+
+    even = lengths(memory(context_tail_tokens=80))
+    tail = lengths(memory(context_full_turns=1, context_tail_tokens=30))
+    assert len(even) == len(tail) == 3 and "roses" in memory().context("garden roses", user="u").text
+    assert sorted(tail)[-1] == max(even)  # the first turn taken keeps its 80-token cut
+    assert all(x < min(even) * 0.6 for x in sorted(tail)[:2])  # the two taken after it are cut shorter
+    assert get_retriever("convmem").context_full_turns == 10 and get_retriever("convmem").context_tail_tokens == 48

@@ -385,6 +385,8 @@ class Memory(FactsAndInstructions, SessionSummaries):
         while True:
             ctx = assemble(index, order, query=query, budget_tokens=max(budget_tokens - spent, 1),
                            counter=self.token_counter, max_turn_tokens=self.retriever.context_turn_tokens,
+                           full_turns=self.retriever.context_full_turns,
+                           tail_turn_tokens=self.retriever.context_tail_tokens,
                            now=when, summaries=summaries, summary_share=self.context_summary_share,
                            summary_sessions=self.context_summary_sessions)
             ctx.evidence = signal.to_dict()

@@ -126,9 +126,12 @@ class _Packer:
     """Turns taken in relevance order while they fit; header costs estimated with the chronological neighbour."""
 
     def __init__(self, index: UserIndex, order: Sequence[int], terms: set[str], counter: TokenCounter,
-                 max_turn_tokens: int, max_misses: int, now: datetime | None, used: int):
+                 max_turn_tokens: int, max_misses: int, now: datetime | None, used: int,
+                 full_turns: int | None = None, tail_turn_tokens: int | None = None):
         self.index, self.order, self.terms, self.counter = index, order, terms, counter
         self.max_turn_tokens, self.max_misses, self.now, self.used = max_turn_tokens, max_misses, now, used
+        self.full_turns = full_turns
+        self.tail_turn_tokens = min(tail_turn_tokens or max_turn_tokens, max_turn_tokens)
         self.chosen: dict[int, str] = {}
         self.sessions_in: set[int] = set()
         self.roles = _Roles(index)
@@ -146,8 +149,10 @@ class _Packer:
             s = int(self.index.session_index[i])
             show = self.roles.shown(s)
             cost = self.counter.count(_line(self.index, i, text, show))
-            if cost > self.max_turn_tokens:
-                text = trim_to_match(text, self.terms, self.max_turn_tokens, self.counter)
+            longest = self.max_turn_tokens if self.full_turns is None or len(self.chosen) < self.full_turns \
+                else self.tail_turn_tokens
+            if cost > longest:
+                text = trim_to_match(text, self.terms, longest, self.counter)
                 cost = self.counter.count(_line(self.index, i, text, show))
             if s not in self.sessions_in:
                 cost += self.header_cost(s)
@@ -164,8 +169,12 @@ class _Packer:
 def assemble(index: UserIndex, order: list[int], *, query: str, budget_tokens: int, counter: TokenCounter,
              max_turn_tokens: int = 160, max_misses: int = 20, now: datetime | None = None,
              summaries: Sequence[str] | None = None, summary_share: float = 0.1,
-             summary_sessions: int = 3) -> Context:
+             summary_sessions: int = 3, full_turns: int | None = None,
+             tail_turn_tokens: int | None = None) -> Context:
     """Pack turns (indices into index.rows, best first) into a context of at most budget_tokens tokens.
+
+    Turns longer than `max_turn_tokens` are cut to the sentences around their best match; with `full_turns`, the
+    turns taken after the first `full_turns` are cut to `tail_turn_tokens` instead, so more of them fit.
 
     `now`: when the question is asked (headers then say "N days ago"). `summaries`: one text per session of the
     index; the summaries of the `summary_sessions` most relevant sessions (by their best turn in `order`) that have
@@ -173,7 +182,8 @@ def assemble(index: UserIndex, order: list[int], *, query: str, budget_tokens: i
     used = counter.count(preamble(now))  # the summaries pay for the preamble's line on them
     if used > budget_tokens:
         return Context(text="", citations=[], tokens=0, budget_tokens=budget_tokens, tokenizer=counter.name)
-    packer = _Packer(index, order, set(analyze(query)), counter, max_turn_tokens, max_misses, now, used)
+    packer = _Packer(index, order, set(analyze(query)), counter, max_turn_tokens, max_misses, now, used,
+                     full_turns, tail_turn_tokens)
     chosen_summaries: dict[int, str] = {}
     reserve = int(budget_tokens * summary_share) if summaries else 0
     costs: dict[int, int] = {}

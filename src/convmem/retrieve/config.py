@@ -34,6 +34,8 @@ class RetrievalConfig:
     update_similarity: float = 0.5  # same statement in two sessions (cosine >= this): the one asked for first
     update_closeness: float = 0.9  # ... when it also scored at least this share of the other's score
     context_turn_tokens: int = 80  # context assembly: longer turns are cut to the sentences around the match
+    context_full_turns: int = 10  # ... the first this many turns taken; the ones after them are cut shorter:
+    context_tail_tokens: int = 48  # ... to this many tokens (no shorter cut when >= context_turn_tokens)
     rerank: str = "none"  # "lm": a local language model re-scores the best turns (query likelihood, retrieve.rerank)
     rerank_depth: int = 20  # ... this many of them
     rerank_weight: float = 1.0  # ... their z-scored likelihood added with this weight to the z-scored first stage
@@ -49,7 +51,7 @@ class RetrievalConfig:
 
 # the plain retrievers: no conversation-aware steps, for ablations
 _PLAIN = dict(neighbour_weights=(), answer_weight=0.0, speaker_boost=0.0, time_boost=0.0, order_boost=0.0,
-              event_bounds=False, date_keys=False, dense_weight=0.4,
+              event_bounds=False, date_keys=False, dense_weight=0.4, context_tail_tokens=80,
               session_doc_weight=0.0, session_dense_weight=0.4, update_similarity=0.0,
               statement_keys=False, assistant_weight=1.0)
 
@@ -75,7 +77,8 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     # designs measured and left out of the default (docs/benchmarks.md)
     "convmem-two-stage": RetrievalConfig(session_prior=0.3),
     "convmem-diverse": RetrievalConfig(session_diversity=0.85),
-    "convmem-ctx160": RetrievalConfig(context_turn_tokens=160),
+    "convmem-ctx160": RetrievalConfig(context_turn_tokens=160, context_tail_tokens=160),
+    "convmem-ctx-even": RetrievalConfig(context_tail_tokens=80),  # every turn cut at 80, as before the tail cut
     "convmem-facts": RetrievalConfig(fact_keys=True),  # LongMemEval's "K = V + fact" key expansion
     "convmem-phrases": RetrievalConfig(phrase_keys=True),  # ... and "K = V + keyphrase"
     "convmem-rerank": RetrievalConfig(rerank="lm"),  # a second stage by the local LLM: seconds per question
