@@ -299,22 +299,20 @@ def search_latency(mem, queries: Sequence[tuple[str, str]], *, k: int = 10, repe
     second stage's cached likelihoods (`Memory.rerank_cache`) are cleared before each timed call.
     """
     with_embed, without, embed_only, sizes = [], [], [], []
-    rerank_cache = getattr(mem, "rerank_cache", None)
+    fresh = getattr(getattr(mem, "rerank_cache", None), "clear", lambda: None)  # a second stage pays every time
     for user, query in queries:
         index = mem.index(user)
         sizes.append(len(index.rows))
         mem.search(query, user=user, k=k)  # warm caches for this user
         for _ in range(repeats):
-            if rerank_cache is not None:  # a second stage pays its model on every timed call
-                rerank_cache.clear()
+            fresh()
             t0 = time.perf_counter()
             mem.search(query, user=user, k=k)
             with_embed.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             vec = mem.embed_query(query)
             embed_only.append(time.perf_counter() - t0)
-            if rerank_cache is not None:
-                rerank_cache.clear()
+            fresh()
             t0 = time.perf_counter()
             mem.search(query, user=user, k=k, query_vector=vec)
             without.append(time.perf_counter() - t0)
