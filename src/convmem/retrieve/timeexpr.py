@@ -21,6 +21,7 @@ _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
 _MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m and m.lower() != "may"})
 _NUMBER = r"(\d+|a couple of|couple of|a few|few|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
 _UNIT = r"(day|week|month|year)s?"
+_UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
 
 AGO = re.compile(rf"\b{_NUMBER}\s+{_UNIT}\s+(ago|before|earlier)\b", re.I)
 LAST_UNIT = re.compile(r"\b(last|past|previous|this)\s+(week(?:end)?|month|year)\b", re.I)
@@ -76,7 +77,7 @@ def _month(year: int, month: int, tz) -> tuple[datetime, datetime]:
 
 def _trailing(now: datetime, n: int, unit: str, text: str) -> TimeRange:
     """The n units before now, and a little slack before that (a week's events told a day after it ends)."""
-    days = {"day": 1, "week": 7, "month": 30, "year": 365}[unit] * n
+    days = _UNIT_DAYS[unit] * n
     slack = {"day": 1, "week": 2, "month": 7, "year": 30}[unit]
     try:
         return TimeRange(now - timedelta(days=days + slack), now, text)
@@ -99,7 +100,7 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
         if _is_bound(question, m):
             continue
         n, unit = _number(m.group(1)), m.group(2).lower()
-        days = {"day": 1, "week": 7, "month": 30, "year": 365}[unit] * n
+        days = _UNIT_DAYS[unit] * n
         slack = timedelta(days={"day": 1, "week": 4, "month": 15, "year": 180}[unit])
         try:
             centre = now - timedelta(days=days)
