@@ -8,7 +8,7 @@ import pytest
 
 from convmem import Memory
 from convmem.retrieve.config import get_retriever
-from convmem.retrieve.timeexpr import question_cues, resolve_in_turn
+from convmem.retrieve.timeexpr import question_cues, resolve_in_turn, told_dates
 
 NOW = datetime(2023, 5, 20, 2, 21, tzinfo=timezone.utc)  # a Saturday
 
@@ -100,3 +100,58 @@ def test_a_time_expression_after_before_or_until_is_a_bound_not_the_time_asked_a
 def test_the_time_asked_about_is_still_a_range_when_a_bound_word_comes_later():
     cues = question_cues("What did I do last Saturday before the party?", datetime(2023, 3, 20, tzinfo=timezone.utc))
     assert [(r.start.date().isoformat(), r.text) for r in cues.ranges] == [("2023-03-18", "last Saturday")]
+
+
+WEDNESDAY = datetime(2023, 5, 17, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "question, now, day",
+    [
+        # "this weekend" / "this Friday" asked mid-week: the days ahead, which no memory holds yet
+        ("What should I cook this weekend?", WEDNESDAY, "2023-05-20"),
+        ("Any plans for this Friday?", WEDNESDAY, "2023-05-19"),
+        # in the past tense: the one just gone
+        ("What did I do this weekend?", WEDNESDAY, "2023-05-13"),
+        ("Where did I go this Monday?", WEDNESDAY, "2023-05-15"),
+        # a weekend under way is itself "this weekend"
+        ("What should I cook this weekend?", NOW, "2023-05-20"),
+        ("What should I cook this weekend?", datetime(2023, 5, 21, 9, 0, tzinfo=timezone.utc), "2023-05-20"),
+    ],
+)
+def test_this_weekday_is_ahead_unless_asked_in_the_past_tense(question, now, day):
+    (r,) = question_cues(question, now).ranges
+    assert r.start.date().isoformat() == day
+
+
+def test_told_dates_are_when_a_turn_says_its_events_happened():
+    said = datetime(2023, 4, 21, 16, 0, tzinfo=timezone.utc)
+    days = [(r.start.date().isoformat(), r.end.date().isoformat())
+            for r in told_dates("I planted tomatoes today, and yesterday I dug the bed.", said)]
+    assert days == [("2023-04-21", "2023-04-21"), ("2023-04-20", "2023-04-20")]
+    assert told_dates("Tomatoes like sun.", said) == []
+
+
+def _gardener(path, embedder, **overrides):
+    mem = Memory(path, embedder=embedder, retriever=get_retriever("convmem", **overrides))
+    for sid, day, text in (
+            ("told", "2023-05-06", "By the way, I did some gardening today: I planted twelve tomato saplings."),
+            ("said", "2023-05-06", "Which gardening tools do I need for a small balcony garden?"),
+            ("old", "2023-01-10", "Gardening is my favourite hobby."),
+            ("cat", "2023-02-10", "My cat is called Tom and he sleeps all day."),
+            ("job", "2023-03-10", "I work night shifts as a nurse at the city hospital.")):
+        mem.add_session({"user": "u", "session_id": sid, "started_at": f"{day}T10:00:00Z",
+                         "turns": [{"speaker": "me", "role": "user", "text": text}]})
+    return mem
+
+
+def test_a_turn_that_dates_its_event_inside_the_asked_range_ranks_first(tmp_path, embedder):
+    question = "What gardening activity did I do two weeks ago?"
+    plain = _gardener(tmp_path / "plain.db", embedder, told_date_boost=0.0)
+    assert plain.search(question, user="u", k=1, now=NOW)[0].session_id == "said"
+    mem = _gardener(tmp_path / "told.db", embedder)
+    assert mem.search(question, user="u", k=1, now=NOW)[0].session_id == "told"
+    # a range that holds every turn says nothing about which is meant: no told-date boost
+    assert mem.search("What gardening activity did I do in the last ten years?", user="u", k=1,
+                      now=NOW)[0].session_id == plain.search(
+        "What gardening activity did I do in the last ten years?", user="u", k=1, now=NOW)[0].session_id

@@ -19,7 +19,7 @@ from convmem.index.phrase_keys import phrase_texts
 from convmem.index.rounds import RoundDocs
 from convmem.index.statement_keys import best_of_keys, statement_texts
 from convmem.providers.embedders import Embedder
-from convmem.retrieve.timeexpr import resolve_in_turn
+from convmem.retrieve.timeexpr import resolve_in_turn, told_dates
 from convmem.store.base import Store, TurnRow
 
 
@@ -62,6 +62,7 @@ class UserIndex:
     key_owner: np.ndarray | None = None  # (m,) the turn each key belongs to
     _sessions: "SessionDocs | None" = field(default=None, repr=False)
     _rounds: "RoundDocs | None" = field(default=None, repr=False)
+    _told: "tuple[np.ndarray, np.ndarray, np.ndarray] | None" = field(default=None, repr=False)
 
     def cosines(self, qvec: np.ndarray) -> np.ndarray:
         """Each turn's dense score: its cosine to the query, or with statement keys the best of its keys'."""
@@ -82,6 +83,18 @@ class UserIndex:
         if self._rounds is None:
             self._rounds = RoundDocs.build(self)
         return self._rounds
+
+    def told(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(turn, start, end), epoch seconds: the dates turns give their own events ("I planted tomatoes today",
+        `timeexpr.told_dates`). Built on first use: only a question that names a time needs it."""
+        if self._told is None:
+            spans = [(i, r.start.timestamp(), r.end.timestamp()) for i, row in enumerate(self.rows)
+                     if not row.text.isascii() or _RELATIVE_WORDS.search(row.text.lower())
+                     for r in told_dates(row.text, row.timestamp)]
+            turn, start, end = zip(*spans) if spans else ((), (), ())
+            self._told = (np.asarray(turn, dtype=np.int64), np.asarray(start, dtype=np.float64),
+                          np.asarray(end, dtype=np.float64))
+        return self._told
 
 
 @dataclass

@@ -19,6 +19,7 @@ class RetrievalConfig:
     answer_weight: float = 0.85  # a person's reply to another's question: this share of the question's score
     speaker_boost: float = 0.2  # turns by a speaker the query names score (1 + boost) times higher
     time_boost: float = 0.5  # turns dated inside a range the query names ("last Saturday") score (1 + boost) x
+    told_date_boost: float = 1.0  # and turns that date their own events there ("... today") (1 + this) x more
     event_bounds: bool = True  # "before I moved": turns on the asked side of the event's date get the time boost
     order_boost: float = 0.1  # "first time" / "currently" cues: earliest / latest turns score up to (1 + boost) x
     date_keys: bool = True  # relative dates inside turns ("yesterday") resolved to calendar dates for matching
@@ -69,6 +70,7 @@ RETRIEVERS: dict[str, RetrievalConfig] = {
     "convmem-no-speaker": RetrievalConfig(speaker_boost=0.0),
     "convmem-no-time": RetrievalConfig(time_boost=0.0, order_boost=0.0, date_keys=False, event_bounds=False),
     "convmem-no-events": RetrievalConfig(event_bounds=False),
+    "convmem-no-told-dates": RetrievalConfig(told_date_boost=0.0),
     "convmem-dw40": RetrievalConfig(dense_weight=0.4),  # the dense share before statement keys strengthened it
     "convmem-no-session-doc": RetrievalConfig(session_doc_weight=0.0, session_dense_weight=0.4),
     "convmem-no-updates": RetrievalConfig(update_similarity=0.0),

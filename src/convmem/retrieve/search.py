@@ -50,6 +50,8 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         for r in cues.ranges:
             inside |= (index.timestamps >= r.start.timestamp()) & (index.timestamps <= r.end.timestamp())
         scores = scores * np.where(inside, 1.0 + config.time_boost, 1.0)
+        if config.told_date_boost and not inside.all():
+            scores = scores * np.where(told_inside(index, cues), 1.0 + config.told_date_boost, 1.0)
     if config.event_bounds and config.time_boost and n:
         bounds = event_bounds(query)
         inside = inside_event_bounds(index.lexical, index.timestamps, bounds) if bounds else None
@@ -62,6 +64,17 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         age = (index.timestamps - lo) / (hi - lo) if hi > lo else np.zeros(n)
         scores = scores * (1.0 + config.order_boost * (age if cues.order == "latest" else 1.0 - age))
     return scores
+
+
+def told_inside(index: UserIndex, cues: TimeCues) -> np.ndarray:
+    """Which turns date their own events inside a range the question names ("I planted tomatoes today", said
+    two weeks before "What did I plant two weeks ago?"). `score_turns` boosts them only when the range leaves some
+    turns out: a range that holds every session ("this year") says nothing about which turn is meant."""
+    turn, start, end = index.told()
+    hit = np.zeros(len(index.rows), dtype=bool)
+    for r in cues.ranges:
+        hit[turn[(start <= r.end.timestamp()) & (end >= r.start.timestamp())]] = True
+    return hit
 
 
 def fuse(lexical: list[np.ndarray], dense: list[np.ndarray], config: RetrievalConfig, n: int) -> np.ndarray:

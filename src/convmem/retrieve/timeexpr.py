@@ -33,6 +33,8 @@ IN_MONTH = re.compile(rf"\b(?:in|during|since|of|early|late|mid)\s+({'|'.join(so
                       r"\b(?:\s+(\d{4}))?", re.I)
 #: a month or weekday name: a clause opening with one is a date, not an event ("before April 10")
 DATE_NAME = re.compile(rf"\b(?:{'|'.join(sorted(_MONTHS, key=len, reverse=True))}|{'|'.join(_WEEKDAYS)})\b", re.I)
+#: "did", "was", "went": a question about the past, so "this weekend" / "this Friday" is the one just gone
+PAST_TENSE = re.compile(r"\b(did|didn't|was|wasn't|were|weren't|went|had)\b", re.I)
 FIRST = re.compile(r"\b(first time|for the first time|first|earliest|initially|originally|at first)\b", re.I)
 LATEST = re.compile(r"\b(most recent(?:ly)?|latest|last time|currently|current|now|these days|still|anymore)\b", re.I)
 
@@ -85,6 +87,17 @@ def _trailing(now: datetime, n: int, unit: str, text: str) -> TimeRange:
         return TimeRange(datetime.min.replace(tzinfo=now.tzinfo), now, text)
 
 
+def _this_weekday(now: datetime, weekday: int, question: str) -> datetime:
+    """"This Saturday" / "this weekend": the coming one ("What should I cook this weekend?", asked on a Wednesday,
+    is about the days ahead, which no memory holds yet), or the one just gone when the question is in the past
+    tense ("What did I do this weekend?"). A weekend under way (Saturday or Sunday) is itself "this weekend"."""
+    if weekday == 5 and now.weekday() == 6:
+        return now - timedelta(days=1)
+    if PAST_TENSE.search(question):
+        return now - timedelta(days=(now.weekday() - weekday) % 7)
+    return now + timedelta(days=(weekday - now.weekday()) % 7)
+
+
 def _number(text: str) -> int:
     text = text.lower()
     return min(int(text), 100_000) if text.isdigit() else _NUM.get(text, 1)
@@ -119,8 +132,8 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
         if which == "past" and unit != "weekend":  # "in the past month": the 30 days before now, not April
             ranges.append(_trailing(now, 1, unit, m.group()))
         elif unit == "weekend":
-            back = (now.weekday() - 5) % 7 or 7
-            sat = now - timedelta(days=back)
+            sat = _this_weekday(now, 5, question) if which == "this" else now - timedelta(
+                days=(now.weekday() - 5) % 7 or 7)
             ranges.append(TimeRange(_day(sat)[0], _day(sat + timedelta(days=1))[1], m.group()))
         elif unit == "week":
             start = _day(now - timedelta(days=now.weekday() + (0 if which == "this" else 7)))[0]
@@ -137,8 +150,9 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
         if _is_bound(question, m):
             continue
         wd = _WEEKDAYS.index(m.group(2).lower())
-        back = (now.weekday() - wd) % 7 or 7
-        ranges.append(TimeRange(*_day(now - timedelta(days=back)), m.group()))
+        day = _this_weekday(now, wd, question) if m.group(1).lower() == "this" else now - timedelta(
+            days=(now.weekday() - wd) % 7 or 7)
+        ranges.append(TimeRange(*_day(day), m.group()))
     for m in DAY_WORD.finditer(question):
         if _is_bound(question, m):
             continue
@@ -193,11 +207,21 @@ _REL_IN_TURN = re.compile(
 )
 
 
+def _relative_in_turn(text: str, said_at: datetime):
+    """Each relative date of a turn, as (phrase, its ranges anchored at `said_at`); a phrase about the future
+    ("tomorrow", "next week", "next Friday") gets no ranges here: `resolve_in_turn` keys it by its own rule."""
+    for m in _REL_IN_TURN.finditer(text):
+        phrase = m.group(1).lower()
+        if phrase == "tomorrow" or phrase.startswith("next "):
+            yield phrase, ()
+        else:
+            yield phrase, question_cues(phrase, said_at).ranges
+
+
 def resolve_in_turn(text: str, said_at: datetime) -> list[str]:
     """Calendar keys for relative dates in a turn, anchored at the time it was said: ["7 May 2023", ...]."""
     keys = []
-    for m in _REL_IN_TURN.finditer(text):
-        phrase = m.group(1).lower()
+    for phrase, ranges in _relative_in_turn(text, said_at):
         if phrase == "tomorrow" or phrase.startswith("next "):
             if phrase == "tomorrow":
                 day = said_at + timedelta(days=1)
@@ -211,12 +235,18 @@ def resolve_in_turn(text: str, said_at: datetime) -> list[str]:
                 continue
             keys.append(day_key(day))
             continue
-        cues = question_cues(phrase, said_at)
-        for r in cues.ranges:
+        for r in ranges:
             span = (r.end - r.start).days
             keys.append(day_key(r.start + (r.end - r.start) / 2) if span <= 2 else (
                 _month_key(r.start + (r.end - r.start) / 2) if span <= 40 else str((r.start + (r.end - r.start) / 2).year)))
     return list(dict.fromkeys(keys))
+
+
+def told_dates(text: str, said_at: datetime) -> list[TimeRange]:
+    """When the things a turn tells happened, where it says so: "I planted tomatoes today" said on 21 April ->
+    21 April; "yesterday" -> the day before; "two weeks ago", "last weekend", "last Friday" -> those days. A turn
+    that dates its own event is better evidence for a question about that time than one that was only said then."""
+    return [r for _, ranges in _relative_in_turn(text, said_at) for r in ranges]
 
 
 def day_key(day: datetime) -> str:
