@@ -52,14 +52,20 @@ def test_relative_dates_in_turns():
     assert keys == ["7 May 2023 Sunday", "12 May 2023 Friday"]
 
 
-def _baker(path, embedder, **overrides):
+def _notes(path, embedder, notes, **overrides):
+    """A memory of one-turn sessions [(session id, day, text)], searched with the default retriever + overrides."""
     mem = Memory(path, embedder=embedder, retriever=get_retriever("convmem", **overrides))
-    for day, text in (("2023-05-06", "I baked bread with my neighbour."), ("2023-05-13", "I baked a cake for Ana."),
-                      ("2023-01-10", "My job: I work as a nurse."),
-                      ("2023-04-10", "I started a new job as a teacher.")):
-        mem.add_session({"user": "u", "session_id": day, "started_at": f"{day}T10:00:00Z",
+    for sid, day, text in notes:
+        mem.add_session({"user": "u", "session_id": sid, "started_at": f"{day}T10:00:00Z",
                          "turns": [{"speaker": "me", "role": "user", "text": text}]})
     return mem
+
+
+def _baker(path, embedder, **overrides):
+    return _notes(path, embedder, [(day, day, text) for day, text in (
+        ("2023-05-06", "I baked bread with my neighbour."), ("2023-05-13", "I baked a cake for Ana."),
+        ("2023-01-10", "My job: I work as a nurse."), ("2023-04-10", "I started a new job as a teacher."))],
+        **overrides)
 
 
 QUESTIONS = ["What did I bake last Saturday?", "What did I bake two weeks ago?"]
@@ -130,19 +136,24 @@ def test_told_dates_are_when_a_turn_says_its_events_happened():
             for r in told_dates("I planted tomatoes today, and yesterday I dug the bed.", said)]
     assert days == [("2023-04-21", "2023-04-21"), ("2023-04-20", "2023-04-20")]
     assert told_dates("Tomatoes like sun.", said) == []
+    # calendar dates written out; without a year, the last such date before a month after the turn was said
+    days = [(r.start.date().isoformat(), r.end.date().isoformat())
+            for r in told_dates("I saw it on 2/15, played golf on July 17th, moved in June 2021 and fly on May 3.",
+                                said)]
+    assert days == [("2023-02-15", "2023-02-15"), ("2022-07-17", "2022-07-17"), ("2021-06-01", "2021-06-30"),
+                    ("2023-05-03", "2023-05-03")]
+    assert told_dates("Add 1/2 cup of flour; I may go on 31 February.", said) == []
+
+
+_OTHERS = [("cat", "2023-02-10", "My cat is called Tom and he sleeps all day."),
+           ("job", "2023-03-10", "I work night shifts as a nurse at the city hospital.")]
 
 
 def _gardener(path, embedder, **overrides):
-    mem = Memory(path, embedder=embedder, retriever=get_retriever("convmem", **overrides))
-    for sid, day, text in (
-            ("told", "2023-05-06", "By the way, I did some gardening today: I planted twelve tomato saplings."),
-            ("said", "2023-05-06", "Which gardening tools do I need for a small balcony garden?"),
-            ("old", "2023-01-10", "Gardening is my favourite hobby."),
-            ("cat", "2023-02-10", "My cat is called Tom and he sleeps all day."),
-            ("job", "2023-03-10", "I work night shifts as a nurse at the city hospital.")):
-        mem.add_session({"user": "u", "session_id": sid, "started_at": f"{day}T10:00:00Z",
-                         "turns": [{"speaker": "me", "role": "user", "text": text}]})
-    return mem
+    return _notes(path, embedder, [
+        ("told", "2023-05-06", "By the way, I did some gardening today: I planted twelve tomato saplings."),
+        ("said", "2023-05-06", "Which gardening tools do I need for a small balcony garden?"),
+        ("old", "2023-01-10", "Gardening is my favourite hobby.")] + _OTHERS, **overrides)
 
 
 def test_a_turn_that_dates_its_event_inside_the_asked_range_ranks_first(tmp_path, embedder):
@@ -155,3 +166,13 @@ def test_a_turn_that_dates_its_event_inside_the_asked_range_ranks_first(tmp_path
     assert mem.search("What gardening activity did I do in the last ten years?", user="u", k=1,
                       now=NOW)[0].session_id == plain.search(
         "What gardening activity did I do in the last ten years?", user="u", k=1, now=NOW)[0].session_id
+
+
+def test_a_turn_said_after_the_asked_month_counts_as_inside_it_when_it_dates_its_event_there(tmp_path, embedder):
+    notes = [("dated", "2023-03-10", "I took my niece to the Natural History Museum on 2/8."),
+             ("undated", "2023-03-12", "Can you suggest a good art gallery in the city?")] + _OTHERS
+    question = "How many museums or galleries did I visit in February?"
+    plain = _notes(tmp_path / "plain.db", embedder, notes, told_date_boost=0.0)
+    assert plain.search(question, user="u", k=1, now=NOW)[0].session_id == "undated"
+    told = _notes(tmp_path / "told.db", embedder, notes)
+    assert told.search(question, user="u", k=1, now=NOW)[0].session_id == "dated"

@@ -89,7 +89,6 @@ class UserIndex:
         `timeexpr.told_dates`). Built on first use: only a question that names a time needs it."""
         if self._told is None:
             spans = [(i, r.start.timestamp(), r.end.timestamp()) for i, row in enumerate(self.rows)
-                     if not row.text.isascii() or _RELATIVE_WORDS.search(row.text.lower())
                      for r in told_dates(row.text, row.timestamp)]
             turn, start, end = zip(*spans) if spans else ((), (), ())
             self._told = (np.asarray(turn, dtype=np.int64), np.asarray(start, dtype=np.float64),

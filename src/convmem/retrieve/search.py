@@ -49,9 +49,11 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
         inside = np.zeros(n, dtype=bool)
         for r in cues.ranges:
             inside |= (index.timestamps >= r.start.timestamp()) & (index.timestamps <= r.end.timestamp())
-        scores = scores * np.where(inside, 1.0 + config.time_boost, 1.0)
         if config.told_date_boost and not inside.all():
-            scores = scores * np.where(told_inside(index, cues), 1.0 + config.told_date_boost, 1.0)
+            told, narrow = told_inside(index, cues)
+            inside |= told
+            scores = scores * np.where(narrow, 1.0 + config.told_date_boost, 1.0)
+        scores = scores * np.where(inside, 1.0 + config.time_boost, 1.0)
     if config.event_bounds and config.time_boost and n:
         bounds = event_bounds(query)
         inside = inside_event_bounds(index.lexical, index.timestamps, bounds) if bounds else None
@@ -66,15 +68,25 @@ def score_turns(index: UserIndex, query: str, qvec: np.ndarray | None, config: R
     return scores
 
 
-def told_inside(index: UserIndex, cues: TimeCues) -> np.ndarray:
-    """Which turns date their own events inside a range the question names ("I planted tomatoes today", said
-    two weeks before "What did I plant two weeks ago?"). `score_turns` boosts them only when the range leaves some
-    turns out: a range that holds every session ("this year") says nothing about which turn is meant."""
+#: a range at most this long names a day or a week: a turn dating its event there is pointed at, not just near
+_NARROW = timedelta(days=14)
+
+
+def told_inside(index: UserIndex, cues: TimeCues) -> tuple[np.ndarray, np.ndarray]:
+    """Which turns date their own events inside a range the question names ("I went to the Art Cube on 2/15" for
+    "in February", "I planted tomatoes today" said two weeks before "two weeks ago"), and which of them inside a
+    narrow one (a day or a week). `score_turns` counts the first as inside the range wherever they were said, and
+    boosts the second once more: across a month or a year many turns say "yesterday", across a week few do.
+    It does neither when the range holds every turn: then the range says nothing about which turn is meant."""
     turn, start, end = index.told()
-    hit = np.zeros(len(index.rows), dtype=bool)
+    told = np.zeros(len(index.rows), dtype=bool)
+    narrow = np.zeros(len(index.rows), dtype=bool)
     for r in cues.ranges:
-        hit[turn[(start <= r.end.timestamp()) & (end >= r.start.timestamp())]] = True
-    return hit
+        hit = turn[(start <= r.end.timestamp()) & (end >= r.start.timestamp())]
+        told[hit] = True
+        if r.end - r.start <= _NARROW:
+            narrow[hit] = True
+    return told, narrow
 
 
 def fuse(lexical: list[np.ndarray], dense: list[np.ndarray], config: RetrievalConfig, n: int) -> np.ndarray:

@@ -242,11 +242,45 @@ def resolve_in_turn(text: str, said_at: datetime) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+_MONTH_NAMES = "|".join(sorted(_MONTHS, key=len, reverse=True))
+#: calendar dates a turn writes out: "on July 17th", "17 July 2023", "on 2/15" (month/day), "in June"
+_DATE_IN_TURN = re.compile(
+    rf"\b(?P<m1>{_MONTH_NAMES})\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<y1>(?:19|20)\d\d)\b)?"
+    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MONTH_NAMES})\b(?:,?\s+(?P<y2>(?:19|20)\d\d)\b)?"
+    rf"|\b(?:on|from|since|until|by)\s+(?P<m3>\d{{1,2}})/(?P<d3>\d{{1,2}})\b(?!/)"
+    rf"|\b(?:in|during|early|late|mid)\s+(?P<m4>{_MONTH_NAMES})\b(?:\s+(?P<y4>(?:19|20)\d\d)\b)?",
+    re.I,
+)
+
+
+def _dates_in_turn(text: str, said_at: datetime) -> list[TimeRange]:
+    """The calendar dates a turn writes out, as days (or months, "in June"). Without a year, the date is the
+    last one on the calendar before a month after the turn was said (a plan a few weeks ahead keeps its date)."""
+    out = []
+    for m in _DATE_IN_TURN.finditer(text):
+        month = m.group("m1") or m.group("m2") or m.group("m4")
+        mo = _MONTHS[month.lower()] if month else int(m.group("m3"))
+        day = m.group("d1") or m.group("d2") or m.group("d3")
+        year = m.group("y1") or m.group("y2") or m.group("y4")
+        if not 1 <= mo <= 12 or (day and not 1 <= int(day) <= 31):
+            continue
+        y = int(year) if year else said_at.year
+        if not year and datetime(y, mo, 1, tzinfo=said_at.tzinfo) + timedelta(days=int(day or 1) - 1) > \
+                said_at + timedelta(days=31):
+            y -= 1
+        if day is None:
+            out.append(TimeRange(*_month(y, mo, said_at.tzinfo), m.group()))
+        elif int(day) <= calendar.monthrange(y, mo)[1]:
+            out.append(TimeRange(*_day(datetime(y, mo, int(day), 12, tzinfo=said_at.tzinfo)), m.group()))
+    return out
+
+
 def told_dates(text: str, said_at: datetime) -> list[TimeRange]:
     """When the things a turn tells happened, where it says so: "I planted tomatoes today" said on 21 April ->
-    21 April; "yesterday" -> the day before; "two weeks ago", "last weekend", "last Friday" -> those days. A turn
-    that dates its own event is better evidence for a question about that time than one that was only said then."""
-    return [r for _, ranges in _relative_in_turn(text, said_at) for r in ranges]
+    21 April; "yesterday" -> the day before; "two weeks ago", "last weekend", "last Friday" -> those days; "on
+    2/15", "on July 17th", "in June" -> those dates. A turn that dates its own event is better evidence for a
+    question about that time than one that was only said then."""
+    return [r for _, ranges in _relative_in_turn(text, said_at) for r in ranges] + _dates_in_turn(text, said_at)
 
 
 def day_key(day: datetime) -> str:
