@@ -143,6 +143,10 @@ def test_told_dates_are_when_a_turn_says_its_events_happened():
     assert days == [("2023-02-15", "2023-02-15"), ("2022-07-17", "2022-07-17"), ("2021-06-01", "2021-06-30"),
                     ("2023-05-03", "2023-05-03")]
     assert told_dates("Add 1/2 cup of flour; I may go on 31 February.", said) == []
+    # "I just / recently did it": the week before it was said
+    (r,) = told_dates("I recently walked down the aisle as a bridesmaid.", said)
+    assert (r.start.date().isoformat(), r.end.date().isoformat()) == ("2023-04-14", "2023-04-21")
+    assert told_dates("I just want to know which soil is best.", said) == []
 
 
 _OTHERS = [("cat", "2023-02-10", "My cat is called Tom and he sleeps all day."),

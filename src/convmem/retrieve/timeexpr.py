@@ -275,12 +275,18 @@ def _dates_in_turn(text: str, said_at: datetime) -> list[TimeRange]:
     return out
 
 
+#: "I just planted", "I recently walked": an event of the days before the turn was said
+_JUST = re.compile(r"\b(?:just|recently)\s+(?:\w+ed|got|went|came|saw|made|took|bought|began|won|ran|did|had|met|left|"
+                   r"read|wrote|gave|found|sold|built|spent|heard|felt|started|finished)\b", re.I)
+
+
 def told_dates(text: str, said_at: datetime) -> list[TimeRange]:
     """When the things a turn tells happened, where it says so: "I planted tomatoes today" said on 21 April ->
     21 April; "yesterday" -> the day before; "two weeks ago", "last weekend", "last Friday" -> those days; "on
-    2/15", "on July 17th", "in June" -> those dates. A turn that dates its own event is better evidence for a
-    question about that time than one that was only said then."""
-    return [r for _, ranges in _relative_in_turn(text, said_at) for r in ranges] + _dates_in_turn(text, said_at)
+    2/15", "on July 17th", "in June" -> those dates; "I just / recently did" -> the week before. A turn that
+    dates its own event is better evidence for a question about that time than one that was only said then."""
+    just = [TimeRange(said_at - timedelta(days=7), said_at, "just")] if _JUST.search(text) else []
+    return [r for _, ranges in _relative_in_turn(text, said_at) for r in ranges] + _dates_in_turn(text, said_at) + just
 
 
 def day_key(day: datetime) -> str:
