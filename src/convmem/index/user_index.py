@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -19,21 +18,21 @@ from convmem.index.phrase_keys import phrase_texts
 from convmem.index.rounds import RoundDocs
 from convmem.index.statement_keys import best_of_keys, statement_texts
 from convmem.providers.embedders import Embedder
-from convmem.retrieve.timeexpr import resolve_in_turn, told_dates
+from convmem.retrieve.timeexpr import RELATIVE_WORDS, resolve_in_turn, told_dates
 from convmem.store.base import Store, TurnRow
-
-
-#: every relative date `resolve_in_turn` recognises contains one of these words (checked on ASCII text only:
-#: with re.I, a few non-ASCII letters such as the Kelvin sign match ASCII ones, so other text always goes through)
-_RELATIVE_WORDS = re.compile("yesterday|today|tonight|last|this|tomorrow|next|ago")
 
 
 @lru_cache(maxsize=65536)
 def _date_keys(text: str, said_at: datetime) -> str:
     if text.isascii():
-        if not _RELATIVE_WORDS.search(text.lower()):
+        if not RELATIVE_WORDS.search(text.lower()):
             return ""
     return " ".join(resolve_in_turn(text, said_at))
+
+
+@lru_cache(maxsize=65536)
+def _told_spans(text: str, said_at: datetime) -> tuple[tuple[float, float], ...]:
+    return tuple((r.start.timestamp(), r.end.timestamp()) for r in told_dates(text, said_at))
 
 
 def lexical_text(row: TurnRow, date_keys: bool = True) -> str:
@@ -86,10 +85,11 @@ class UserIndex:
 
     def told(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(turn, start, end), epoch seconds: the dates turns give their own events ("I planted tomatoes today",
-        `timeexpr.told_dates`). Built on first use: only a question that names a time needs it."""
+        `timeexpr.told_dates`). Built on first use: only a question that names a time needs it. The dates of a
+        (text, time) are cached, so rebuilding after new turns arrive does not read the old turns again."""
         if self._told is None:
-            spans = [(i, r.start.timestamp(), r.end.timestamp()) for i, row in enumerate(self.rows)
-                     for r in told_dates(row.text, row.timestamp)]
+            spans = [(i, start, end) for i, row in enumerate(self.rows)
+                     for start, end in _told_spans(row.text, row.timestamp)]
             turn, start, end = zip(*spans) if spans else ((), (), ())
             self._told = (np.asarray(turn, dtype=np.int64), np.asarray(start, dtype=np.float64),
                           np.asarray(end, dtype=np.float64))

@@ -13,6 +13,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 _NUM = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
         "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "a couple of": 2, "a few": 3, "couple of": 2, "few": 3}
@@ -207,15 +208,17 @@ _REL_IN_TURN = re.compile(
 )
 
 
-def _relative_in_turn(text: str, said_at: datetime):
+@lru_cache(maxsize=65536)
+def _relative_in_turn(text: str, said_at: datetime) -> tuple[tuple[str, tuple[TimeRange, ...]], ...]:
     """Each relative date of a turn, as (phrase, its ranges anchored at `said_at`); a phrase about the future
-    ("tomorrow", "next week", "next Friday") gets no ranges here: `resolve_in_turn` keys it by its own rule."""
+    ("tomorrow", "next week", "next Friday") gets no ranges here: `resolve_in_turn` keys it by its own rule.
+    Cached: the index's date keys and its told dates read the same turns."""
+    out = []
     for m in _REL_IN_TURN.finditer(text):
         phrase = m.group(1).lower()
-        if phrase == "tomorrow" or phrase.startswith("next "):
-            yield phrase, ()
-        else:
-            yield phrase, question_cues(phrase, said_at).ranges
+        future = phrase == "tomorrow" or phrase.startswith("next ")
+        out.append((phrase, () if future else question_cues(phrase, said_at).ranges))
+    return tuple(out)
 
 
 def resolve_in_turn(text: str, said_at: datetime) -> list[str]:
@@ -243,6 +246,12 @@ def resolve_in_turn(text: str, said_at: datetime) -> list[str]:
 
 
 _MONTH_NAMES = "|".join(sorted(_MONTHS, key=len, reverse=True))
+#: a written date holds a digit ("on 2/15", "July 17th") or a month's full name ("in June"): a fast test first
+_MONTH_FULL = tuple(m.lower() for m in calendar.month_name if m)
+#: every relative date `resolve_in_turn` recognises contains one of these words. A fast test that lets most turns
+#: skip the full patterns; it holds on ASCII text only (with re.I, a few non-ASCII letters such as the Kelvin sign
+#: match ASCII ones), so other text always goes through
+RELATIVE_WORDS = re.compile("yesterday|today|tonight|last|this|tomorrow|next|ago")
 #: calendar dates a turn writes out: "on July 17th", "17 July 2023", "on 2/15" (month/day), "in June"
 _DATE_IN_TURN = re.compile(
     rf"\b(?P<m1>{_MONTH_NAMES})\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<y1>(?:19|20)\d\d)\b)?"
@@ -285,8 +294,15 @@ def told_dates(text: str, said_at: datetime) -> list[TimeRange]:
     21 April; "yesterday" -> the day before; "two weeks ago", "last weekend", "last Friday" -> those days; "on
     2/15", "on July 17th", "in June" -> those dates; "I just / recently did" -> the week before. A turn that
     dates its own event is better evidence for a question about that time than one that was only said then."""
-    just = [TimeRange(said_at - timedelta(days=7), said_at, "just")] if _JUST.search(text) else []
-    return [r for _, ranges in _relative_in_turn(text, said_at) for r in ranges] + _dates_in_turn(text, said_at) + just
+    low, every = text.lower(), not text.isascii()  # see RELATIVE_WORDS on non-ASCII text
+    out = []
+    if every or RELATIVE_WORDS.search(low):
+        out += [r for _, ranges in _relative_in_turn(text, said_at) for r in ranges]
+    if every or _DIGIT.search(text) or any(m in low for m in _MONTH_FULL):
+        out += _dates_in_turn(text, said_at)
+    if (every or "just" in low or "recently" in low) and _JUST.search(text):
+        out.append(TimeRange(said_at - timedelta(days=7), said_at, "just"))
+    return out
 
 
 def day_key(day: datetime) -> str:
