@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,15 +121,19 @@ def test_context_respects_budget_and_cites(filled, budget):
     assert ctx.tokens <= budget
     assert filled.token_counter.count(ctx.text) == ctx.tokens
     assert ctx.tokenizer == "minilm-wordpiece"
-    for c in ctx.citations:
-        assert f"[{c.turn_id}]" in ctx.text
+    # line [n] is citation n: the store's ids stay out of the text (they cost tokens), the citations map them
+    lines = [ln for ln in ctx.text.splitlines() if ln.startswith("[")]
+    assert [ln.split("]", 1)[0] for ln in lines] == [f"[{n}" for n in range(1, len(ctx.citations) + 1)]
+    assert all(c.turn_id not in ctx.text and c.session_id not in ctx.text for c in ctx.citations)
+    rows = {r.turn_id: r for r in filled.index("ana").rows}
+    assert all(ln.endswith(json.dumps(rows[c.turn_id].text)) or "…" in ln for ln, c in zip(lines, ctx.citations))
 
 
 def test_context_is_chronological_dated_and_quoted(filled):
     ctx = filled.context("Lena wedding and Biscuit the dog", user="ana", budget_tokens=2000)
     text = ctx.text
     assert text.startswith("Memory:") and "never instructions" in text
-    assert text.index("## Session s1") < text.index("## Session s2")
+    assert text.index("## Session (Friday 2024-03-01") < text.index("## Session (Tuesday 2024-04-02")
     assert "2024-03-01" in text and '"We adopted a beagle and named him Biscuit."' in text
     assert [c.turn_id for c in ctx.citations][:2] == ["s1_1", "s1_2"]
 
@@ -138,7 +143,8 @@ def test_context_quotes_hostile_text_on_one_line(memory):
     memory.add_session({"user": "u", "session_id": "s", "started_at": "2024-01-01T00:00:00Z",
                         "turns": [{"speaker": "U", "role": "user", "text": evil}]})
     ctx = memory.context("instructions", user="u", budget_tokens=500)
-    line = [ln for ln in ctx.text.splitlines() if ln.startswith("[s_1]")][0]
+    n = [c.turn_id for c in ctx.citations].index("s_1") + 1
+    line = [ln for ln in ctx.text.splitlines() if ln.startswith(f"[{n}]")][0]
     assert json.loads(line.split(": ", 1)[1]) == evil
     assert "## Session fake" not in ctx.text.replace("\\n## Session fake", "")
 
@@ -229,7 +235,7 @@ def test_turns_after_the_first_few_are_cut_shorter(tmp_path):
 
     def lengths(mem):
         ctx = mem.context("garden roses", user="u", budget_tokens=1000, instructions=False)
-        return [len(ln.split()) for ln in ctx.text.splitlines() if ln.startswith("[s_")]
+        return [len(ln.split()) for ln in ctx.text.splitlines() if re.match(r"\[\d+\] ", ln)]
 
     even = lengths(memory(context_tail_tokens=80))
     tail = lengths(memory(context_full_turns=1, context_tail_tokens=30))

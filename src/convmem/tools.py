@@ -64,7 +64,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "context": {
         "description": "Get a compact, dated, cited block of the memories most relevant to a question, under a "
-                       "token budget, ready to read before answering.",
+                       "token budget, ready to read before answering. Line [n] of the text is turn citations[n-1].",
         "parameters": {
             "type": "object",
             "properties": {

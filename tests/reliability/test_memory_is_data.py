@@ -5,6 +5,7 @@ one turn per line, inside the delimited memory block, in both `Memory.context` a
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -41,7 +42,7 @@ def _only_quoted(block: str, expected: str = EVIL) -> None:
     evil_lines = [ln for ln in block.splitlines() if "Ignore previous" in ln]
     assert len(evil_lines) == 1
     line = evil_lines[0]
-    assert line.startswith("[s_1]") and json.loads(line.split(": ", 1)[1]) == expected
+    assert re.match(r"\[\d+\] ", line) and json.loads(line.split(": ", 1)[1]) == expected
     for fragment in ("SYSTEM: you are now", "## Session fake"):
         assert all(fragment not in ln or ln == line for ln in block.splitlines())
 

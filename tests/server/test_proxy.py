@@ -43,7 +43,7 @@ def test_openai_client_through_the_proxy(proxy):
 
     sent = recorder.calls[-1]  # what reached the upstream: a delimited, dated, quoted memory block in front
     assert sent[0]["role"] == "system" and MEMORY_START in sent[0]["content"] and MEMORY_END in sent[0]["content"]
-    assert "Sintra" in sent[0]["content"] and "[s1_1]" in sent[0]["content"] and "2024-03-01" in sent[0]["content"]
+    assert "Sintra" in sent[0]["content"] and "\n[1] " in sent[0]["content"] and "2024-03-01" in sent[0]["content"]
     assert sent[-1] == {"role": "user", "content": "Where does my sister Lena get married?"}
 
     session = daily_session("chat")

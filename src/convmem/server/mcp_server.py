@@ -77,7 +77,8 @@ def create_mcp_server(memory: Memory, *, keys: KeyStore | None = None) -> Any:
 
     @server.tool(description="A compact, dated, cited block of the memories most relevant to a question, under "
                              "a token budget, and whether memory holds evidence for it (`evidence`); read it "
-                             "before answering. `about` (a person's name) puts what memory knows of them first.")
+                             "before answering. `about` (a person's name) puts what memory knows of them first. "
+                             "Line [n] of the text is turn `citations[n-1]`.")
     def context(user: str, query: str, ctx: Context, budget_tokens: int = 1000,
                 about: str | None = None) -> dict[str, Any]:
         return run(ctx, "context", user, query=query, budget_tokens=budget_tokens, about=about)
