@@ -11,6 +11,7 @@ from convmem.retrieve.config import get_retriever
 from convmem.retrieve.timeexpr import question_cues, resolve_in_turn, told_dates
 
 NOW = datetime(2023, 5, 20, 2, 21, tzinfo=timezone.utc)  # a Saturday
+WEDNESDAY = datetime(2023, 5, 17, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize(
@@ -50,6 +51,9 @@ def test_impossible_distances_are_ignored():
 def test_relative_dates_in_turns():
     keys = resolve_in_turn("I went yesterday and will go next Friday.", datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc))
     assert keys == ["7 May 2023 Sunday", "12 May 2023 Friday"]
+    # "this Monday" in a turn: the tense of the words around it decides (said on a Wednesday)
+    assert resolve_in_turn("I went to the market this Monday.", WEDNESDAY) == ["15 May 2023 Monday"]
+    assert resolve_in_turn("I am seeing a play this Friday.", WEDNESDAY) == ["19 May 2023 Friday"]
 
 
 def _notes(path, embedder, notes, **overrides):
@@ -106,9 +110,6 @@ def test_a_time_expression_after_before_or_until_is_a_bound_not_the_time_asked_a
 def test_the_time_asked_about_is_still_a_range_when_a_bound_word_comes_later():
     cues = question_cues("What did I do last Saturday before the party?", datetime(2023, 3, 20, tzinfo=timezone.utc))
     assert [(r.start.date().isoformat(), r.text) for r in cues.ranges] == [("2023-03-18", "last Saturday")]
-
-
-WEDNESDAY = datetime(2023, 5, 17, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize(

@@ -104,8 +104,9 @@ def _number(text: str) -> int:
     return min(int(text), 100_000) if text.isdigit() else _NUM.get(text, 1)
 
 
-def question_cues(question: str, now: datetime | None) -> TimeCues:
-    """Ranges named by the question (needs `now`, the question's date) and a first/latest ordering cue."""
+def question_cues(question: str, now: datetime | None, tense: str | None = None) -> TimeCues:
+    """Ranges named by the question (needs `now`, the question's date) and a first/latest ordering cue. `tense`:
+    the text whose tense decides whether "this Friday" is ahead or just gone (default: the question)."""
     order = "first" if FIRST.search(question) else ("latest" if LATEST.search(question) else None)
     if now is None:
         return TimeCues((), order)
@@ -133,7 +134,7 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
         if which == "past" and unit != "weekend":  # "in the past month": the 30 days before now, not April
             ranges.append(_trailing(now, 1, unit, m.group()))
         elif unit == "weekend":
-            sat = _this_weekday(now, 5, question) if which == "this" else now - timedelta(
+            sat = _this_weekday(now, 5, tense or question) if which == "this" else now - timedelta(
                 days=(now.weekday() - 5) % 7 or 7)
             ranges.append(TimeRange(_day(sat)[0], _day(sat + timedelta(days=1))[1], m.group()))
         elif unit == "week":
@@ -151,7 +152,7 @@ def question_cues(question: str, now: datetime | None) -> TimeCues:
         if _is_bound(question, m):
             continue
         wd = _WEEKDAYS.index(m.group(2).lower())
-        day = _this_weekday(now, wd, question) if m.group(1).lower() == "this" else now - timedelta(
+        day = _this_weekday(now, wd, tense or question) if m.group(1).lower() == "this" else now - timedelta(
             days=(now.weekday() - wd) % 7 or 7)
         ranges.append(TimeRange(*_day(day), m.group()))
     for m in DAY_WORD.finditer(question):
@@ -217,7 +218,9 @@ def _relative_in_turn(text: str, said_at: datetime) -> tuple[tuple[str, tuple[Ti
     for m in _REL_IN_TURN.finditer(text):
         phrase = m.group(1).lower()
         future = phrase == "tomorrow" or phrase.startswith("next ")
-        out.append((phrase, () if future else question_cues(phrase, said_at).ranges))
+        # "this Monday": the tense is in the words around it ("I went ... this Monday"), not in the phrase
+        clause = text[max(0, m.start() - 60):m.end() + 30] if phrase.startswith("this ") else phrase
+        out.append((phrase, () if future else question_cues(phrase, said_at, clause).ranges))
     return tuple(out)
 
 
