@@ -181,3 +181,13 @@ def test_a_turn_said_after_the_asked_month_counts_as_inside_it_when_it_dates_its
     assert plain.search(question, user="u", k=1, now=NOW)[0].session_id == "undated"
     told = _notes(tmp_path / "told.db", embedder, notes)
     assert told.search(question, user="u", k=1, now=NOW)[0].session_id == "dated"
+
+
+def test_dates_at_the_calendars_edges_name_nothing_and_break_nothing(tmp_path, embedder):
+    mem = _notes(tmp_path / "edge.db", embedder, [
+        ("first", "0001-01-01", "I just baked bread yesterday, on 12/30, and will again tomorrow, next year."),
+        ("last", "9999-12-31", "Last week I baked a cake; tomorrow and next Friday I bake more.")])
+    for now in (datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, tzinfo=timezone.utc), NOW):
+        assert {h.session_id for h in mem.search("What did I bake last week or yesterday?", user="u", k=5,
+                                                 now=now)} == {"first", "last"}
+        assert mem.context("What did I bake two weeks ago?", user="u", now=now).citations

@@ -110,6 +110,13 @@ def question_cues(question: str, now: datetime | None, tense: str | None = None)
     order = "first" if FIRST.search(question) else ("latest" if LATEST.search(question) else None)
     if now is None:
         return TimeCues((), order)
+    try:
+        return TimeCues(tuple(_question_ranges(question, now, tense)), order)
+    except (OverflowError, ValueError):  # a date at the calendar's edge (year 1 or 9999) names no range
+        return TimeCues((), order)
+
+
+def _question_ranges(question: str, now: datetime, tense: str | None) -> list[TimeRange]:
     ranges = []
     for m in AGO.finditer(question):
         if _is_bound(question, m):
@@ -166,7 +173,7 @@ def question_cues(question: str, now: datetime | None, tense: str | None = None)
         mo = _MONTHS[m.group(1).lower()]
         y = int(m.group(2)) if m.group(2) else (now.year if mo <= now.month else now.year - 1)
         ranges.append(TimeRange(*_month(y, mo, now.tzinfo), m.group()))
-    return TimeCues(tuple(ranges), order)
+    return ranges
 
 
 _DATE_GATE = re.compile(rf"\b({'|'.join(_MONTHS)})\b|\b(19|20)\d\d\b|\b\d{{1,2}}[/.]\d{{1,2}}\b", re.I)
@@ -224,8 +231,20 @@ def _relative_in_turn(text: str, said_at: datetime) -> tuple[tuple[str, tuple[Ti
     return tuple(out)
 
 
+def _on_calendar(fn):
+    """`fn`'s result, or nothing for a date off the calendar (a turn said in year 1 or 9999 telling "tomorrow")."""
+    try:
+        return fn()
+    except (OverflowError, ValueError):
+        return []
+
+
 def resolve_in_turn(text: str, said_at: datetime) -> list[str]:
     """Calendar keys for relative dates in a turn, anchored at the time it was said: ["7 May 2023", ...]."""
+    return _on_calendar(lambda: _turn_keys(text, said_at))
+
+
+def _turn_keys(text: str, said_at: datetime) -> list[str]:
     keys = []
     for phrase, ranges in _relative_in_turn(text, said_at):
         if phrase == "tomorrow" or phrase.startswith("next "):
@@ -297,6 +316,10 @@ def told_dates(text: str, said_at: datetime) -> list[TimeRange]:
     21 April; "yesterday" -> the day before; "two weeks ago", "last weekend", "last Friday" -> those days; "on
     2/15", "on July 17th", "in June" -> those dates; "I just / recently did" -> the week before. A turn that
     dates its own event is better evidence for a question about that time than one that was only said then."""
+    return _on_calendar(lambda: _told(text, said_at))
+
+
+def _told(text: str, said_at: datetime) -> list[TimeRange]:
     low, every = text.lower(), not text.isascii()  # see RELATIVE_WORDS on non-ASCII text
     out = []
     if every or RELATIVE_WORDS.search(low):
