@@ -30,10 +30,11 @@ LAST_UNIT = re.compile(r"\b(last|past|previous|this)\s+(week(?:end)?|month|year)
 TRAILING = re.compile(rf"\b(?:past|last|previous)\s+{_NUMBER}\s+{_UNIT}\b", re.I)
 LAST_WEEKDAY = re.compile(rf"\b(last|this|on)\s+({'|'.join(_WEEKDAYS)})\b", re.I)
 DAY_WORD = re.compile(r"\b(yesterday|today|tonight|this morning|last night)\b", re.I)
-IN_MONTH = re.compile(rf"\b(?:in|during|since|of|early|late|mid)\s+({'|'.join(sorted(_MONTHS, key=len, reverse=True))})"
+_MONTH_NAMES = "|".join(sorted(_MONTHS, key=len, reverse=True))  # longest first: "september" before "sep"
+IN_MONTH = re.compile(rf"\b(?:in|during|since|of|early|late|mid)\s+({_MONTH_NAMES})"
                       r"\b(?:\s+(\d{4}))?", re.I)
 #: a month or weekday name: a clause opening with one is a date, not an event ("before April 10")
-DATE_NAME = re.compile(rf"\b(?:{'|'.join(sorted(_MONTHS, key=len, reverse=True))}|{'|'.join(_WEEKDAYS)})\b", re.I)
+DATE_NAME = re.compile(rf"\b(?:{_MONTH_NAMES}|{'|'.join(_WEEKDAYS)})\b", re.I)
 #: "did", "was", "went": a question about the past, so "this weekend" / "this Friday" is the one just gone
 PAST_TENSE = re.compile(r"\b(did|didn't|was|wasn't|were|weren't|went|had)\b", re.I)
 FIRST = re.compile(r"\b(first time|for the first time|first|earliest|initially|originally|at first)\b", re.I)
@@ -88,13 +89,14 @@ def _trailing(now: datetime, n: int, unit: str, text: str) -> TimeRange:
         return TimeRange(datetime.min.replace(tzinfo=now.tzinfo), now, text)
 
 
-def _this_weekday(now: datetime, weekday: int, question: str) -> datetime:
+def _this_weekday(now: datetime, weekday: int, tense: str) -> datetime:
     """"This Saturday" / "this weekend": the coming one ("What should I cook this weekend?", asked on a Wednesday,
     is about the days ahead, which no memory holds yet), or the one just gone when the question is in the past
-    tense ("What did I do this weekend?"). A weekend under way (Saturday or Sunday) is itself "this weekend"."""
+    tense ("What did I do this weekend?"; `tense` is the text that says). A weekend under way (Saturday or Sunday)
+    is itself "this weekend"."""
     if weekday == 5 and now.weekday() == 6:
         return now - timedelta(days=1)
-    if PAST_TENSE.search(question):
+    if PAST_TENSE.search(tense):
         return now - timedelta(days=(now.weekday() - weekday) % 7)
     return now + timedelta(days=(weekday - now.weekday()) % 7)
 
@@ -267,7 +269,6 @@ def _turn_keys(text: str, said_at: datetime) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-_MONTH_NAMES = "|".join(sorted(_MONTHS, key=len, reverse=True))
 #: a written date holds a digit ("on 2/15", "July 17th") or a month's full name ("in June"): a fast test first
 _MONTH_FULL = tuple(m.lower() for m in calendar.month_name if m)
 #: every relative date `resolve_in_turn` recognises contains one of these words. A fast test that lets most turns
